@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-query="${1:-how do I keep my data safe when a disk fails?}"
+query="${1:-what protects my files if a disk breaks?}"
 echo "== semsearch similar \"$query\" --file samples/passages.txt"
 .venv/bin/semsearch similar "$query" --file samples/passages.txt --top-k 5

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -43,15 +43,12 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(
-    monkeypatch: pytest.MonkeyPatch, model_cache: Path
-) -> Iterator[None]:
+def isolated_env(monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> None:
     """No test reads the developer's settings or reaches the hub."""
     for name in _ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("SEMSEARCH_MODEL_CACHE", str(model_cache))
-    yield
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +81,14 @@ def tiny_model(
         prompts: dict[str, str] | None = None,
         extra_module: str | None = None,
     ) -> Path:
-        key = (tuple(pooling), normalize, max_seq_length, modules, str(prompts), extra_module)
+        key = (
+            tuple(pooling),
+            normalize,
+            max_seq_length,
+            modules,
+            str(prompts),
+            extra_module,
+        )
         if key in built:
             return built[key]
         folder = tmp_path_factory.mktemp("tiny")
@@ -120,12 +124,27 @@ def _write_modules(
     extra_module: str | None,
 ) -> None:
     modules = [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {
+            "idx": 0,
+            "name": "0",
+            "path": "",
+            "type": "sentence_transformers.models.Transformer",
+        },
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
     ]
     if normalize:
         modules.append(
-            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+            {
+                "idx": 2,
+                "name": "2",
+                "path": "2_Normalize",
+                "type": "sentence_transformers.models.Normalize",
+            }
         )
     if extra_module:
         modules.append({"idx": 3, "name": "3", "path": "3_Extra", "type": extra_module})

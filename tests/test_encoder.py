@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TinyModelFactory
 from sentence_transformers import SentenceTransformer
 
-from conftest import TinyModelFactory
-from search import EncodeStats, Encoder, InvalidInputError
+from search import Encoder, EncodeStats, InvalidInputError
 from search.errors import ModelConfigError
 
 POOLINGS = [
@@ -51,7 +51,9 @@ def test_matches_sentence_transformers_for_each_pooling(
     np.testing.assert_allclose(ours, reference, atol=2e-5, rtol=1e-4)
 
 
-def test_normalize_module_and_flag(tiny_model: TinyModelFactory, texts: list[str]) -> None:
+def test_normalize_module_and_flag(
+    tiny_model: TinyModelFactory, texts: list[str]
+) -> None:
     raw = Encoder(tiny_model(normalize=False), precision="fp32")
     unit = Encoder(tiny_model(normalize=True), precision="fp32")
 
@@ -97,7 +99,9 @@ def test_batched_equals_one_by_one(
     np.testing.assert_allclose(batched, one_by_one, atol=1e-6)
 
 
-def test_input_order_is_restored(tiny_model: TinyModelFactory, texts: list[str]) -> None:
+def test_input_order_is_restored(
+    tiny_model: TinyModelFactory, texts: list[str]
+) -> None:
     encoder = Encoder(tiny_model(), precision="fp32")
     order = list(range(len(texts)))
     random.Random(7).shuffle(order)
@@ -148,7 +152,9 @@ def test_prompts_prefix_the_text(tiny_model: TinyModelFactory) -> None:
         encoder.encode("x", prompt_name="passage")
 
 
-def test_bf16_stays_close_to_fp32(tiny_model: TinyModelFactory, texts: list[str]) -> None:
+def test_bf16_stays_close_to_fp32(
+    tiny_model: TinyModelFactory, texts: list[str]
+) -> None:
     encoder = Encoder(tiny_model(), precision="fp32")
     fp32 = encoder.encode(texts)
     bf16 = encoder.encode(texts, precision="bf16")
@@ -209,7 +215,7 @@ def test_bad_constructor_arguments(tiny_model: TinyModelFactory) -> None:
 
 def test_unsupported_module_is_refused(tiny_model: TinyModelFactory) -> None:
     folder = tiny_model(extra_module="sentence_transformers.models.Dense")
-    with pytest.raises(ModelConfigError, match="Dense.*not supported"):
+    with pytest.raises(ModelConfigError, match=r"Dense.*not supported"):
         Encoder(folder)
 
 
