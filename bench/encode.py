@@ -100,6 +100,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="best of N timings")
     parser.add_argument("--device", default=None)
     parser.add_argument("--json", type=Path, default=None, help="write results here")
+    parser.add_argument(
+        "--full-emulated-bf16",
+        action="store_true",
+        help="run emulated bf16 on every item too (slow), to get its nDCG",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
@@ -144,7 +149,7 @@ def main() -> None:
 
         for precision in precisions:
             sample = texts
-            if precision != "fp32" and not native_bf16:
+            if precision != "fp32" and not native_bf16 and not args.full_emulated_bf16:
                 sample = texts[: EMULATED_BF16_SAMPLE[workload]]
             stats = EncodeStats()
             encoder.encode(sample[:32], precision=precision)
