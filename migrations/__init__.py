@@ -1,0 +1,1 @@
+"""Alembic's environment and revisions: the only place the catalog schema is made."""

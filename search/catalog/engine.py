@@ -1,0 +1,112 @@
+"""Connecting to the catalog and bringing its schema to the newest revision.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys on and a busy
+timeout, so that a reader never blocks the ingest writer; PostgreSQL is used
+through psycopg 3. The embedded catalog upgrades itself on first use; a server
+catalog is upgraded on purpose with ``semsearch db upgrade``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
+
+from search.errors import CatalogError
+from search.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def migrations_dir() -> Path:
+    import migrations
+
+    return Path(migrations.__file__).parent
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    if engine is not None:
+        config.set_main_option(
+            "sqlalchemy.url",
+            engine.url.render_as_string(hide_password=False).replace("%", "%%"),
+        )
+    return config
+
+
+def create_catalog_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL mode and its folder is made."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    command.upgrade(alembic_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    command.downgrade(alembic_config(engine), revision)
+
+
+def open_catalog(settings: Settings) -> Engine:
+    """The catalog engine, at the newest schema.
+
+    The embedded SQLite catalog is upgraded here on first use; a server
+    catalog behind the newest revision raises :class:`CatalogError` saying to
+    run ``semsearch db upgrade``, so that several workers never race to
+    migrate a shared database.
+    """
+    engine = create_catalog_engine(settings.catalog_url)
+    try:
+        revision = current_revision(engine)
+    except OperationalError as exc:
+        raise CatalogError(
+            f"cannot reach the catalog at {settings.catalog_url_safe}: "
+            f"{_first_line(exc)}"
+        ) from exc
+    if revision == head_revision():
+        return engine
+    if settings.embedded_catalog:
+        logger.info("Upgrading the catalog at %s", settings.catalog_url_safe)
+        upgrade(engine)
+        return engine
+    raise CatalogError(
+        f"the catalog at {settings.catalog_url_safe} is at revision "
+        f"{revision or 'none'}, not {head_revision()}; run: semsearch db upgrade"
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", exc)) or type(exc).__name__
+    return text.strip().splitlines()[0]

@@ -1,0 +1,128 @@
+"""One validated settings object, read from the environment.
+
+| variable | default | what |
+|---|---|---|
+| SEMSEARCH_DATA_DIR | ./.semsearch | catalog (SQLite), embedded vector store, locks |
+| SEMSEARCH_MODEL | all-MiniLM-L6-v2 | the encoder's model (name, folder or hub id) |
+| SEMSEARCH_DEVICE / SEMSEARCH_PRECISION | auto / auto | see :class:`search.Encoder` |
+| DATABASE_URL | SQLite in the data dir | a PostgreSQL URL selects the server catalog |
+| QDRANT_URL, QDRANT_API_KEY | embedded store | a URL selects a Qdrant server |
+| QDRANT_PREFER_GRPC | false | talk gRPC to the server |
+| SEMSEARCH_QDRANT_SHARDS / _REPLICAS / _ON_DISK | server defaults | new collections |
+| SEMSEARCH_CHUNK_TOKENS / _CHUNK_OVERLAP | 200 / 32 | chunk size, overlap (tokens) |
+| SEMSEARCH_HNSW_THRESHOLD | 20000 | points before the embedded store builds HNSW |
+
+Secrets (the API key, the database password) are ``SecretStr`` and shown
+masked wherever settings are printed or logged.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from search.models import DEFAULT_MODEL
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Field(
+        Path(".semsearch"), validation_alias=_env("SEMSEARCH_DATA_DIR", "data_dir")
+    )
+    model: str = Field(DEFAULT_MODEL, validation_alias=_env("SEMSEARCH_MODEL", "model"))
+    device: str | None = Field(
+        None, validation_alias=_env("SEMSEARCH_DEVICE", "device")
+    )
+    precision: str = Field(
+        "auto", validation_alias=_env("SEMSEARCH_PRECISION", "precision")
+    )
+    database_url: SecretStr | None = Field(
+        None, validation_alias=_env("DATABASE_URL", "database_url")
+    )
+    qdrant_url: str | None = Field(
+        None, validation_alias=_env("QDRANT_URL", "qdrant_url")
+    )
+    qdrant_api_key: SecretStr | None = Field(
+        None, validation_alias=_env("QDRANT_API_KEY", "qdrant_api_key")
+    )
+    qdrant_prefer_grpc: bool = Field(
+        False, validation_alias=_env("QDRANT_PREFER_GRPC", "qdrant_prefer_grpc")
+    )
+    qdrant_shard_number: int | None = Field(
+        None,
+        ge=1,
+        validation_alias=_env("SEMSEARCH_QDRANT_SHARDS", "qdrant_shard_number"),
+    )
+    qdrant_replication_factor: int | None = Field(
+        None,
+        ge=1,
+        validation_alias=_env("SEMSEARCH_QDRANT_REPLICAS", "qdrant_replication_factor"),
+    )
+    qdrant_on_disk: bool = Field(
+        False, validation_alias=_env("SEMSEARCH_QDRANT_ON_DISK", "qdrant_on_disk")
+    )
+    chunk_tokens: int = Field(
+        200,
+        ge=16,
+        le=8192,
+        validation_alias=_env("SEMSEARCH_CHUNK_TOKENS", "chunk_tokens"),
+    )
+    chunk_overlap: int = Field(
+        32, ge=0, validation_alias=_env("SEMSEARCH_CHUNK_OVERLAP", "chunk_overlap")
+    )
+    hnsw_threshold: int = Field(
+        20_000,
+        ge=1,
+        validation_alias=_env("SEMSEARCH_HNSW_THRESHOLD", "hnsw_threshold"),
+    )
+
+    @field_validator("qdrant_url")
+    @classmethod
+    def _url_has_scheme(cls, value: str | None) -> str | None:
+        if value and not re.match(r"^https?://", value):
+            raise ValueError("QDRANT_URL must start with http:// or https://")
+        return value or None
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_tokens // 2:
+            raise ValueError(
+                "SEMSEARCH_CHUNK_OVERLAP must be under half of the chunk size"
+            )
+        return self
+
+    @property
+    def catalog_url(self) -> str:
+        """The SQLAlchemy URL of the catalog, with its driver made explicit."""
+        if self.database_url is None:
+            return f"sqlite:///{(self.data_dir / 'catalog.sqlite3').resolve()}"
+        url = self.database_url.get_secret_value()
+        if url.startswith(("postgres://", "postgresql://")):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+    @property
+    def catalog_url_safe(self) -> str:
+        """The catalog URL with its password masked, for messages and logs."""
+        return make_url(self.catalog_url).render_as_string(hide_password=True)
+
+    @property
+    def embedded_catalog(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_store(self) -> bool:
+        return self.qdrant_url is None
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "qdrant"
