@@ -6,7 +6,8 @@ point (the CLI, the UI) catches one type and shows its message as one line::
     SemsearchError
     ├── ModelNotFoundError      a model name or folder that cannot be resolved
     ├── ModelConfigError        a model folder whose configuration we cannot use
-    └── InvalidInputError       arguments or inputs that a call refuses
+    ├── InvalidInputError       arguments or inputs that a call refuses
+    └── CatalogError            the catalog database is unreachable or out of date
 """
 
 
@@ -24,3 +25,7 @@ class ModelConfigError(SemsearchError):
 
 class InvalidInputError(SemsearchError, ValueError):
     """An argument or input was refused; the message says which and why."""
+
+
+class CatalogError(SemsearchError):
+    """The catalog cannot be reached or its schema is not the newest."""
