@@ -31,8 +31,12 @@ def run_migrations_online() -> None:
         _run(connection)
         return
     url = config.get_main_option("sqlalchemy.url") or Settings().catalog_url
-    with create_engine(url).connect() as connection:
-        _run(connection)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+    finally:
+        engine.dispose()
 
 
 def _run(connection: object) -> None:

@@ -31,14 +31,9 @@ def migrations_dir() -> Path:
     return Path(migrations.__file__).parent
 
 
-def alembic_config(engine: Engine | None = None) -> Config:
+def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
-    if engine is not None:
-        config.set_main_option(
-            "sqlalchemy.url",
-            engine.url.render_as_string(hide_password=False).replace("%", "%%"),
-        )
     return config
 
 
@@ -72,11 +67,17 @@ def head_revision() -> str:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    command.upgrade(alembic_config(engine), revision)
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
-    command.downgrade(alembic_config(engine), revision)
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
 
 
 def open_catalog(settings: Settings) -> Engine:

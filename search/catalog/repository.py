@@ -1,0 +1,185 @@
+"""Catalog reads and writes, in the glossary's verbs: get_, list_, create_.
+
+Every function takes a SQLAlchemy ``Session`` and leaves committing to the
+caller, except where its docstring says otherwise, so that a caller can make
+several changes visible at once (the switch to a new document version).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from search.catalog.models import (
+    CachedEmbedding,
+    Chunk,
+    Document,
+    DocumentStatus,
+    Job,
+    JobStatus,
+    utcnow,
+)
+
+_DOCUMENT_NAMESPACE = uuid.UUID("6f1c3e0a-6a53-4e0b-9f0e-5e6d1c2b7a10")
+
+
+def document_id_for(source: str) -> str:
+    """A stable id for a source path: the same file always gets the same id."""
+    return str(uuid.uuid5(_DOCUMENT_NAMESPACE, source))
+
+
+def get_document(session: Session, document_id: str) -> Document | None:
+    return session.get(Document, document_id)
+
+
+def get_documents(session: Session, ids: Iterable[str]) -> dict[str, Document]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = session.scalars(select(Document).where(Document.id.in_(wanted)))
+    return {d.id: d for d in rows}
+
+
+def list_documents(
+    session: Session, status: str | None = None, under: str | None = None
+) -> list[Document]:
+    query = select(Document).order_by(Document.source_path)
+    if status is not None:
+        query = query.where(Document.status == status)
+    if under is not None:
+        query = query.where(Document.source_path.startswith(under, autoescape=True))
+    return list(session.scalars(query))
+
+
+def count_documents(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(Document.status, func.count()).group_by(Document.status)
+    )
+    return {str(status): int(count) for status, count in rows}
+
+
+def count_active_chunks(session: Session) -> int:
+    query = (
+        select(func.count())
+        .select_from(Chunk)
+        .join(Document, Document.id == Chunk.document_id)
+        .where(Chunk.version == Document.active_version)
+    )
+    return int(session.scalar(query) or 0)
+
+
+def create_failed_document(
+    session: Session, source: str, file_type: str, error: str
+) -> Document:
+    """Record (or update) a document that could not be read, with its reason.
+
+    An already indexed version stays active and searchable: a failure to read
+    the file now does not lose what was indexed before.
+    """
+    document = get_document(session, document_id_for(source))
+    if document is None:
+        document = Document(
+            id=document_id_for(source), source_path=source, file_type=file_type
+        )
+        session.add(document)
+    document.status = DocumentStatus.FAILED
+    document.error = error
+    return document
+
+
+def replace_chunks(
+    session: Session, document_id: str, version: str, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Make ``rows`` the chunks of ``version``, dropping every other version's."""
+    session.query(Chunk).filter(Chunk.document_id == document_id).delete()
+    session.add_all(Chunk(document_id=document_id, version=version, **r) for r in rows)
+
+
+def get_cached_embeddings(
+    session: Session, model: str, text_hashes: Iterable[str]
+) -> dict[str, npt.NDArray[np.float32]]:
+    wanted = list(set(text_hashes))
+    found: dict[str, npt.NDArray[np.float32]] = {}
+    # Bounded IN lists keep every backend's parameter limit happy.
+    for start in range(0, len(wanted), 500):
+        query = select(CachedEmbedding.text_hash, CachedEmbedding.vector).where(
+            CachedEmbedding.model == model,
+            CachedEmbedding.text_hash.in_(wanted[start : start + 500]),
+        )
+        for text_hash, blob in session.execute(query):
+            found[text_hash] = np.frombuffer(blob, dtype=np.float32)
+    return found
+
+
+def put_cached_embeddings(
+    session: Session, model: str, vectors: Mapping[str, npt.NDArray[np.float32]]
+) -> None:
+    """Store embeddings by text hash; hashes already cached are left alone."""
+    if not vectors:
+        return
+    rows = [
+        {
+            "model": model,
+            "text_hash": h,
+            "vector": np.asarray(v, dtype=np.float32).tobytes(),
+            "created_at": utcnow(),
+        }
+        for h, v in vectors.items()
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(CachedEmbedding).on_conflict_do_nothing()
+    session.execute(statement, rows)
+
+
+def create_job(session: Session, kind: str, params: dict[str, Any]) -> Job:
+    job = Job(kind=kind, params=params, status=JobStatus.QUEUED)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def claim_next_job(session: Session, worker: str) -> Job | None:
+    """Take the oldest queued job for ``worker``; commits the claim.
+
+    Safe with several workers on one database: the claim is a conditional
+    update, so of two workers racing for one job exactly one gets it.
+    """
+    while True:
+        candidate = session.scalar(
+            select(Job.id)
+            .where(Job.status == JobStatus.QUEUED)
+            .order_by(Job.id)
+            .limit(1)
+        )
+        if candidate is None:
+            return None
+        claimed = session.execute(
+            update(Job)
+            .where(Job.id == candidate, Job.status == JobStatus.QUEUED)
+            .values(status=JobStatus.RUNNING, worker=worker, started_at=utcnow())
+        )
+        session.commit()
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            return session.get(Job, candidate)
+
+
+def finish_job(
+    session: Session,
+    job: Job,
+    summary: dict[str, Any] | None,
+    error: str | None = None,
+    finished_at: datetime | None = None,
+) -> None:
+    job.status = JobStatus.FAILED if error else JobStatus.DONE
+    job.summary = summary
+    job.error = error
+    job.finished_at = finished_at or utcnow()
