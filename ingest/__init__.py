@@ -1,4 +1,7 @@
 """semsearch's ingest worker: files to chunks, embeddings and catalog rows.
 
-The walker, loaders and job loop arrive with the ingest work (issue 3).
+:mod:`ingest.walk` finds the files under the paths a user names;
+:mod:`ingest.loaders` turns one file into a :class:`~ingest.documents.LoadedDocument`
+(metadata and contiguous text segments), raising
+:class:`~ingest.documents.LoadError` for a file it cannot read.
 """

@@ -101,6 +101,8 @@ class Encoder:
         self.max_seq_length = self._max_seq_length(hf_tokenizer, first)
         self.dimension = int(first.config.hidden_size) * len(self.config.pooling_modes)
         self._tokenizer = self._backend_tokenizer(hf_tokenizer)
+        self._offsets_tokenizer = Tokenizer.from_str(self._tokenizer.to_str())
+        self._offsets_tokenizer.no_truncation()
         self._pad_id = int(hf_tokenizer.pad_token_id or 0)
         self._token_type_ids = "token_type_ids" in hf_tokenizer.model_input_names
         logger.info(
@@ -111,6 +113,20 @@ class Encoder:
             self.device,
             self.precision,
         )
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of ``text``'s tokens, without special tokens.
+
+        The chunker cuts on these, so that chunks are measured in the model's
+        own tokens. Tokens that cover no character are left out.
+        """
+        encoding = self._offsets_tokenizer.encode(text, add_special_tokens=False)
+        return [(a, b) for a, b in encoding.offsets if b > a]
+
+    @property
+    def special_tokens(self) -> int:
+        """How many special tokens the model adds to each input ([CLS], [SEP])."""
+        return int(self._tokenizer.num_special_tokens_to_add(is_pair=False))
 
     @overload
     def encode(

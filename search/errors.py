@@ -7,7 +7,9 @@ point (the CLI, the UI) catches one type and shows its message as one line::
     ├── ModelNotFoundError      a model name or folder that cannot be resolved
     ├── ModelConfigError        a model folder whose configuration we cannot use
     ├── InvalidInputError       arguments or inputs that a call refuses
-    └── CatalogError            the catalog database is unreachable or out of date
+    ├── CatalogError            the catalog database is unreachable or out of date
+    ├── StoreLockedError        the embedded vector store is open in another process
+    └── StoreUnavailableError   the Qdrant server cannot be reached or refuses us
 """
 
 
@@ -29,3 +31,11 @@ class InvalidInputError(SemsearchError, ValueError):
 
 class CatalogError(SemsearchError):
     """The catalog cannot be reached or its schema is not the newest."""
+
+
+class StoreLockedError(SemsearchError):
+    """The embedded store's collection is held open by another process."""
+
+
+class StoreUnavailableError(SemsearchError):
+    """The Qdrant server cannot be reached, or it refused the credentials."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -126,3 +127,23 @@ class Settings(BaseSettings):
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "qdrant"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and ``overrides``, or one clear error.
+
+    The message names the variables that are wrong and why, never their
+    values, which may be secrets.
+    """
+    from pydantic import ValidationError
+
+    from search.errors import InvalidInputError
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise InvalidInputError(f"invalid settings: {problems}") from None

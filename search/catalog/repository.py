@@ -147,12 +147,25 @@ def create_job(session: Session, kind: str, params: dict[str, Any]) -> Job:
     return job
 
 
-def claim_next_job(session: Session, worker: str) -> Job | None:
-    """Take the oldest queued job for ``worker``; commits the claim.
+def claim_job(session: Session, job_id: int, worker: str) -> Job | None:
+    """Take job ``job_id`` if it is still queued; commits the claim.
 
-    Safe with several workers on one database: the claim is a conditional
-    update, so of two workers racing for one job exactly one gets it.
+    The claim is a conditional update, so of two workers racing for one job
+    exactly one gets it, on SQLite and PostgreSQL alike.
     """
+    claimed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.RUNNING, worker=worker, started_at=utcnow())
+    )
+    session.commit()
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return session.get(Job, job_id)
+
+
+def claim_next_job(session: Session, worker: str) -> Job | None:
+    """Take the oldest queued job for ``worker``; commits the claim."""
     while True:
         candidate = session.scalar(
             select(Job.id)
@@ -162,14 +175,9 @@ def claim_next_job(session: Session, worker: str) -> Job | None:
         )
         if candidate is None:
             return None
-        claimed = session.execute(
-            update(Job)
-            .where(Job.id == candidate, Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.RUNNING, worker=worker, started_at=utcnow())
-        )
-        session.commit()
-        if claimed.rowcount == 1:  # type: ignore[attr-defined]
-            return session.get(Job, candidate)
+        job = claim_job(session, candidate, worker)
+        if job is not None:
+            return job
 
 
 def finish_job(

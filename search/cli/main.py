@@ -12,12 +12,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from search.cli import encode, models
+from search.cli import encode, ingest, models, search, status
 from search.errors import SemsearchError
 
 Handler = Callable[[argparse.Namespace], int]
-COMMAND_GROUPS = (models, encode)
+COMMAND_GROUPS = (ingest, search, status, models, encode)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output (-vv)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the catalog and the embedded store live "
+        "(default: SEMSEARCH_DATA_DIR or ./.semsearch)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True

@@ -1,0 +1,106 @@
+"""Markdown (``.md``, ``.markdown``): decoded like plain text, read whole.
+
+YAML front matter, a block between a first line ``---`` and the next line
+``---``, gives ``title``, ``tags`` (a list or a comma string), ``date`` and
+``author``; other keys are ignored. The front matter is not indexed: the
+document text, and so every segment offset, starts just after its closing
+line. Front matter that is not valid YAML, or not a mapping, is left in the
+text (it is all we can index) and a warning is logged; the file still loads.
+
+The title falls back to the first ``# heading`` outside fenced code, then to
+the file stem. The Markdown source is indexed as it is, markup included.
+Files are read whole, so a Markdown file costs its size in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import yaml  # type: ignore[import-untyped]
+
+from ingest.documents import LoadedDocument, LoadError, Segment
+from ingest.loaders._files import read_whole
+from ingest.loaders._meta import Metadata, as_utc, authors, clean_text, split_tags
+from ingest.loaders._text import decode_whole
+
+logger = logging.getLogger(__name__)
+
+_OPENING = re.compile(r"---[ \t]*\r?\n")
+_CLOSING = re.compile(r"^---[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
+_HEADING = re.compile(r"#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*")
+_FENCE = re.compile(r"(```|~~~)")
+
+
+def load_md(path: Path) -> LoadedDocument:
+    """Load a Markdown file; LoadError if it is binary, empty or unreadable."""
+    whole = read_whole(path)
+    text = decode_whole(whole.data, path)
+    meta, body = split_front_matter(text, path)
+    if not body.strip():
+        raise LoadError("no text after front matter", path)
+
+    return LoadedDocument(
+        path=path,
+        file_type="md",
+        title=meta.title or first_heading(body) or path.stem,
+        author=meta.author,
+        tags=meta.tags,
+        date=meta.date,
+        size_bytes=whole.facts.size_bytes,
+        modified_at=whole.facts.modified_at,
+        content_hash=whole.content_hash,
+        segments=[Segment(body, 0)],
+    )
+
+
+def split_front_matter(text: str, path: Path) -> tuple[Metadata, str]:
+    """The front matter of ``text`` and the text after it.
+
+    Without usable front matter, the metadata is empty and the text is whole.
+    """
+    opening = _OPENING.match(text)
+    if opening is None:
+        return Metadata(), text
+    closing = _CLOSING.search(text, opening.end())
+    if closing is None:
+        return Metadata(), text
+
+    try:
+        values = yaml.safe_load(text[opening.end() : closing.start()])
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        # The reason names a line and a column, never the text itself.
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        logger.warning("%s: front matter is not valid YAML (%s); kept", path, problem)
+        return Metadata(), text
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        logger.warning("%s: front matter is not a mapping; kept as text", path)
+        return Metadata(), text
+
+    meta = Metadata(
+        title=clean_text(values.get("title")),
+        author=authors(values.get("author")),
+        tags=split_tags(values.get("tags")),
+        date=as_utc(values.get("date")),
+    )
+    return meta, text[closing.end() :]
+
+
+def first_heading(text: str) -> str | None:
+    """The text of the first level-1 ATX heading outside fenced code, or None."""
+    fence: str | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        marker = _FENCE.match(stripped)
+        if marker is not None:
+            if fence is None:
+                fence = marker.group(1)
+            elif fence == marker.group(1):
+                fence = None
+            continue
+        if fence is None and (heading := _HEADING.fullmatch(stripped)):
+            return clean_text(heading.group(1))
+    return None

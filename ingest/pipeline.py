@@ -1,0 +1,392 @@
+"""Files in, searchable chunks out: the ingest pipeline.
+
+For each file: hash it, and skip it when the catalog already holds that
+content with the same tags and groups; else load it, chunk it on the model's
+tokenizer, take the embeddings of unchanged chunk texts from the cache and
+encode the rest, batched across documents. The new version's points are
+written beside the old ones, the catalog switches the document to the new
+version in one commit, and the old points are deleted after. A search joins
+its hits with the catalog and drops points of inactive versions, so it never
+mixes old and new chunks of one document, even after a crash midway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from ingest.documents import LoadedDocument, LoadError
+from ingest.loaders import load
+from ingest.summary import IngestSummary
+from ingest.walk import walk
+from search.app import App
+from search.catalog import repository as repo
+from search.catalog.models import Document, DocumentStatus, utcnow
+from search.chunking import chunk_spans
+from search.filters import PUBLIC, path_prefixes
+from search.stores.base import Filter, MatchAny, Point, VectorStore
+
+if TYPE_CHECKING:
+    from search.encoder import Encoder
+
+logger = logging.getLogger(__name__)
+
+_POINT_NAMESPACE = uuid.UUID("0b7a3f52-2d5e-4c1a-8d57-91c0e3f4a6b2")
+# Chunks encoded together: large enough for full batches across small
+# documents, small enough to bound memory on a huge one.
+PENDING_CHUNKS = 256
+
+
+def point_id(document_id: str, version: str, ordinal: int) -> str:
+    """Deterministic point id of one chunk of one document version."""
+    return str(uuid.uuid5(_POINT_NAMESPACE, f"{document_id}:{version}:{ordinal}"))
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class _PendingChunk:
+    document_id: str
+    ordinal: int
+    text: str
+    text_hash: str
+    payload: dict[str, Any]
+
+
+@dataclass
+class _OpenDocument:
+    """A document whose chunks are being encoded and written."""
+
+    loaded: LoadedDocument
+    document_id: str
+    source: str
+    tags: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    known: bool = False
+
+
+@dataclass
+class IngestOptions:
+    tags: Sequence[str] = ()
+    groups: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    prune: bool = False
+
+
+class Ingestor:
+    """Runs ingest into the app's collection, with its encoder, store and catalog.
+
+    The encoder is loaded only when a document needs encoding, so a run over
+    unchanged files never pays for the model.
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.collection = app.collection
+        self._pending: list[_PendingChunk] = []
+        self._ready: list[_OpenDocument] = []
+        self._summary = IngestSummary()
+        self._collection_ready = False
+
+    @property
+    def engine(self) -> Engine:
+        return self.app.engine
+
+    @property
+    def store(self) -> VectorStore:
+        return self.app.store
+
+    @cached_property
+    def encoder(self) -> Encoder:
+        return self.app.encoder
+
+    @cached_property
+    def chunk_tokens(self) -> int:
+        limit = self.encoder.max_seq_length - self.encoder.special_tokens
+        return min(self.app.settings.chunk_tokens, limit)
+
+    @cached_property
+    def chunk_overlap(self) -> int:
+        return min(self.app.settings.chunk_overlap, self.chunk_tokens // 2 - 1)
+
+    def run(
+        self,
+        paths: Sequence[Path],
+        options: IngestOptions | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> IngestSummary:
+        """Ingest ``paths`` (files or folders); see the module docstring."""
+        options = options or IngestOptions()
+        summary = self._summary = IngestSummary()
+        started = time.perf_counter()
+        seen: set[str] = set()
+        for item in walk(paths, exclude=options.exclude):
+            source = str(item.path.resolve()) if item.path.exists() else str(item.path)
+            if progress:
+                progress(source)
+            if item.problem is not None:
+                self._record_failure(source, item.path, item.problem, summary)
+                continue
+            seen.add(source)
+            self._ingest_file(item.path, source, options, summary)
+        self._flush(summary)
+        if options.prune:
+            self._prune(paths, seen, summary)
+        summary.seconds = time.perf_counter() - started
+        logger.info("Ingest finished: %s", summary.one_line())
+        return summary
+
+    def _ingest_file(
+        self, path: Path, source: str, options: IngestOptions, summary: IngestSummary
+    ) -> None:
+        document_id = repo.document_id_for(source)
+        try:
+            content_hash = file_hash(path)
+        except OSError as exc:
+            self._record_failure(source, path, _os_reason(exc), summary)
+            return
+        with Session(self.engine) as session:
+            existing = repo.get_document(session, document_id)
+            if existing is not None and _unchanged(existing, content_hash, options):
+                summary.unchanged += 1
+                return
+            known = existing is not None and existing.active_version is not None
+
+        try:
+            loaded = load(path)
+            document = _OpenDocument(loaded, document_id, source, known=known)
+            self._chunk(document, options)
+        except LoadError as exc:
+            self._discard_partial(document_id, content_hash)
+            self._record_failure(source, path, exc.reason, summary)
+            return
+        if not document.rows:
+            self._record_failure(source, path, "no text to index", summary)
+            return
+        self._ready.append(document)
+        if len(self._pending) >= PENDING_CHUNKS:
+            self._flush(summary)
+
+    def _chunk(self, document: _OpenDocument, options: IngestOptions) -> None:
+        """Chunk the document's segments into pending chunks, flushing as needed."""
+        loaded = document.loaded
+        document.groups = sorted(set(options.groups))
+        document.tags = sorted(set(loaded.tags) | set(options.tags))
+        date = loaded.date or loaded.modified_at
+        base_payload = {
+            "doc_id": document.document_id,
+            "version": loaded.content_hash,
+            "title": loaded.title,
+            "path": document.source,
+            "path_prefixes": path_prefixes(document.source),
+            "file_type": loaded.file_type,
+            "tags": document.tags,
+            "groups": document.groups or [PUBLIC],
+            "date": int(date.timestamp()),
+        }
+        for segment in loaded.segments:
+            offsets = self.encoder.token_offsets(segment.text)
+            spans = chunk_spans(
+                segment.text, offsets, self.chunk_tokens, self.chunk_overlap
+            )
+            for span in spans:
+                text = segment.text[span.start : span.end]
+                text_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+                ordinal = len(document.rows)
+                row = {
+                    "ordinal": ordinal,
+                    "char_start": segment.start + span.start,
+                    "char_end": segment.start + span.end,
+                    "page": segment.page,
+                    "token_count": span.token_count,
+                    "text_hash": text_hash,
+                }
+                document.rows.append(row)
+                payload = {
+                    **base_payload,
+                    "ordinal": ordinal,
+                    "text": text,
+                    "page": segment.page,
+                    "char_start": row["char_start"],
+                    "char_end": row["char_end"],
+                }
+                self._pending.append(
+                    _PendingChunk(
+                        document.document_id, ordinal, text, text_hash, payload
+                    )
+                )
+                # A huge document is written in bounded pieces; its new
+                # version stays invisible until the catalog switches to it.
+                if len(self._pending) >= 4 * PENDING_CHUNKS:
+                    self._write_pending(self._summary)
+
+    def _flush(self, summary: IngestSummary) -> None:
+        self._write_pending(summary)
+        for document in self._ready:
+            self._activate(document, summary)
+        self._ready.clear()
+
+    def _write_pending(self, summary: IngestSummary) -> None:
+        """Embed the pending chunks (cache first) and upsert their points."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        vectors = self._embeddings(
+            [p.text_hash for p in pending], [p.text for p in pending], summary
+        )
+        points = [
+            Point(
+                id=point_id(p.document_id, p.payload["version"], p.ordinal),
+                vector=vectors[p.text_hash],
+                payload=p.payload,
+            )
+            for p in pending
+        ]
+        if not self._collection_ready:
+            self.app.ensure_collection()
+            self._collection_ready = True
+        self.store.upsert(self.collection, points)
+
+    def _embeddings(
+        self, hashes: list[str], texts: list[str], summary: IngestSummary
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        model = self.encoder.model_name
+        with Session(self.engine) as session:
+            vectors = repo.get_cached_embeddings(session, model, hashes)
+        missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in vectors}
+        summary.chunks_reused += len(hashes) - len(missing)
+        if missing:
+            encoded = self.encoder.encode(list(missing.values()))
+            new = dict(zip(missing, encoded, strict=True))
+            with Session(self.engine) as session:
+                repo.put_cached_embeddings(session, model, new)
+                session.commit()
+            vectors.update(new)
+            summary.chunks_encoded += len(new)
+        return vectors
+
+    def _activate(self, document: _OpenDocument, summary: IngestSummary) -> None:
+        """Switch the catalog to the new version in one commit, then tidy the store."""
+        loaded = document.loaded
+        with Session(self.engine) as session:
+            row = repo.get_document(session, document.document_id)
+            if row is None:
+                row = Document(id=document.document_id, source_path=document.source)
+                session.add(row)
+            row.title = loaded.title
+            row.file_type = loaded.file_type
+            row.size_bytes = loaded.size_bytes
+            row.modified_at = loaded.modified_at
+            row.content_hash = loaded.content_hash
+            row.author = loaded.author
+            row.tags = document.tags
+            row.access_groups = document.groups
+            row.status = DocumentStatus.INDEXED
+            row.error = None
+            row.active_version = loaded.content_hash
+            row.chunk_count = len(document.rows)
+            row.indexed_at = utcnow()
+            repo.replace_chunks(
+                session, document.document_id, loaded.content_hash, document.rows
+            )
+            session.commit()
+        self.store.delete_by_filter(
+            self.collection,
+            Filter(
+                must=(MatchAny("doc_id", (document.document_id,)),),
+                must_not=(MatchAny("version", (loaded.content_hash,)),),
+            ),
+        )
+        summary.chunks += len(document.rows)
+        if document.known:
+            summary.changed += 1
+        else:
+            summary.new += 1
+
+    def _discard_partial(self, document_id: str, version: str) -> None:
+        """Drop the points of a version that failed midway, unless it is active."""
+        self._pending = [p for p in self._pending if p.document_id != document_id]
+        with Session(self.engine) as session:
+            row = repo.get_document(session, document_id)
+            if row is not None and row.active_version == version:
+                return
+        self._delete_points(
+            Filter(
+                must=(
+                    MatchAny("doc_id", (document_id,)),
+                    MatchAny("version", (version,)),
+                )
+            )
+        )
+
+    def _delete_points(self, filter: Filter) -> None:
+        # Before the first upsert of a new index there is nothing to delete.
+        if self.store.collection_exists(self.collection):
+            self.store.delete_by_filter(self.collection, filter)
+
+    def _record_failure(
+        self, source: str, path: Path, reason: str, summary: IngestSummary
+    ) -> None:
+        file_type = path.suffix.lower().lstrip(".")
+        with Session(self.engine) as session:
+            repo.create_failed_document(session, source, file_type, reason)
+            session.commit()
+        summary.add_failure(source, reason)
+
+    def _prune(
+        self, roots: Sequence[Path], seen: set[str], summary: IngestSummary
+    ) -> None:
+        """Remove documents under the walked folders whose files are gone."""
+        for root in roots:
+            if not root.is_dir():
+                continue
+            prefix = str(root.resolve()).rstrip("/") + "/"
+            with Session(self.engine) as session:
+                for document in repo.list_documents(session, under=prefix):
+                    if (
+                        document.source_path in seen
+                        or Path(document.source_path).exists()
+                    ):
+                        continue
+                    self._delete_points(
+                        Filter(must=(MatchAny("doc_id", (document.id,)),))
+                    )
+                    session.delete(document)
+                    summary.removed += 1
+                session.commit()
+
+
+def _unchanged(existing: Document, content_hash: str, options: IngestOptions) -> bool:
+    return (
+        existing.status == DocumentStatus.INDEXED
+        and existing.active_version == content_hash
+        and sorted(existing.access_groups or []) == sorted(set(options.groups))
+        and set(options.tags) <= set(existing.tags or [])
+    )
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "file vanished"
+    return exc.strerror or str(exc)

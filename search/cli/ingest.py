@@ -1,0 +1,136 @@
+"""``semsearch ingest`` and ``semsearch worker``: files into the index."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from search.cli.common import open_app, print_json
+
+
+def register(subparsers: Any) -> None:
+    ingest = subparsers.add_parser(
+        "ingest",
+        help="index files and folders",
+        description="Index the documents under PATH... (txt, md, html, pdf, docx). "
+        "Unchanged files cost nothing; changed files are replaced whole.",
+    )
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("--tag", action="append", default=[], help="tag every document")
+    ingest.add_argument(
+        "--group", action="append", default=[], help="access group (default: public)"
+    )
+    ingest.add_argument(
+        "--exclude", action="append", default=[], help="glob of paths to skip"
+    )
+    ingest.add_argument(
+        "--prune", action="store_true", help="remove documents whose files are gone"
+    )
+    ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ingest.set_defaults(handler=run_ingest)
+
+    worker = subparsers.add_parser(
+        "worker",
+        help="run queued ingest jobs and wait for more",
+        description="Run ingest jobs from the catalog's queue until interrupted.",
+    )
+    worker.add_argument(
+        "--once", action="store_true", help="stop when the queue is empty"
+    )
+    worker.set_defaults(handler=run_worker)
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    from ingest import jobs
+    from ingest.pipeline import IngestOptions
+    from ingest.summary import IngestSummary
+    from search.catalog import repository as repo
+    from search.errors import StoreLockedError
+
+    app = open_app(args)
+    options = IngestOptions(
+        tags=args.tag, groups=args.group, exclude=args.exclude, prune=args.prune
+    )
+    job_id = jobs.enqueue(app, jobs.ingest_params(args.paths, options))
+    try:
+        try:
+            app.store  # noqa: B018 - opening the store tells who may run the job
+        except StoreLockedError:
+            owner = app.read_owner() or {}
+            if owner.get("role") not in ("worker", "ui"):
+                _cancel(app, job_id)
+                raise
+            print(
+                f"semsearch: the store is held by {owner['role']} process "
+                f"{owner.get('pid')}; job {job_id} is queued for it, waiting ...",
+                file=sys.stderr,
+            )
+            summary_dict = jobs.wait_for(app, job_id).summary or {}
+            summary = IngestSummary(
+                **{
+                    k: v
+                    for k, v in summary_dict.items()
+                    if k in IngestSummary.__dataclass_fields__
+                }
+            )
+            summary.seconds = float(summary_dict.get("seconds", 0.0))
+        else:
+            from sqlalchemy.orm import Session
+
+            with Session(app.engine, expire_on_commit=False) as session:
+                job = repo.claim_job(session, job_id, jobs.worker_name())
+            assert job is not None, "a job this command queued was claimed elsewhere"
+            summary = jobs.run_job(app, job)
+    finally:
+        app.close()
+
+    if args.json:
+        print_json(summary.as_dict())
+    else:
+        _print_summary(summary)
+    return 1 if summary.failed else 0
+
+
+def _cancel(app: Any, job_id: int) -> None:
+    from sqlalchemy.orm import Session
+
+    from search.catalog.models import Job
+
+    with Session(app.engine) as session:
+        job = session.get(Job, job_id)
+        if job is not None:
+            session.delete(job)
+            session.commit()
+
+
+def _print_summary(summary: Any) -> None:
+    for failure in summary.failures:
+        print(f"failed: {failure['path']}: {failure['error']}", file=sys.stderr)
+    print(summary.one_line())
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from ingest import jobs
+
+    app = open_app(args, role="worker")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        app.store  # noqa: B018 - take the store now, so that ingest hands jobs over
+        print(
+            f"semsearch worker {jobs.worker_name()} waiting for jobs", file=sys.stderr
+        )
+        if args.once:
+            while (job := jobs.claim(app)) is not None:
+                jobs.run_job(app, job)
+        else:
+            jobs.run_queued(app, stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.close()
+    return 0

@@ -1,0 +1,90 @@
+"""``semsearch search``: the best passages for a query, with filters."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from typing import Any
+
+from search.cli.common import open_app, print_json
+from search.errors import InvalidInputError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "search",
+        help="search the index",
+        description="Search the indexed documents by meaning.",
+    )
+    parser.add_argument("query")
+    parser.add_argument("-k", "--top-k", type=int, default=10, help="default: 10")
+    parser.add_argument("--offset", type=int, default=0, help="skip this many hits")
+    parser.add_argument(
+        "--type", action="append", default=[], dest="types", help="file type, e.g. pdf"
+    )
+    parser.add_argument(
+        "--tag", action="append", default=[], help="documents with a tag"
+    )
+    parser.add_argument(
+        "--all-tags", action="store_true", help="documents with every --tag, not any"
+    )
+    parser.add_argument("--path", help="documents under this folder")
+    parser.add_argument("--group", action="append", default=[], help="access group")
+    parser.add_argument("--since", type=_date, help="on or after YYYY-MM-DD")
+    parser.add_argument("--until", type=_date, help="on or before YYYY-MM-DD")
+    parser.add_argument("--json", action="store_true", help="print a JSON list of hits")
+    parser.set_defaults(handler=run)
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date (YYYY-MM-DD)"
+        ) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from search.filters import SearchFilters
+    from search.retrieval import Searcher
+
+    path_prefix = str(Path(args.path).expanduser().absolute()) if args.path else None
+    filters = SearchFilters(
+        file_types=tuple(args.types),
+        path_prefix=path_prefix,
+        tags=tuple(args.tag),
+        tags_mode="all" if args.all_tags else "any",
+        since=args.since,
+        until=args.until,
+        groups=tuple(args.group),
+    )
+    if args.top_k < 1:
+        raise InvalidInputError("--top-k must be at least 1")
+    app = open_app(args)
+    try:
+        searcher = Searcher(app.encoder, app.store, app.engine, app.collection)
+        hits = searcher.search(args.query, args.top_k, filters, offset=args.offset)
+    finally:
+        app.close()
+
+    if args.json:
+        print_json([h.as_dict() for h in hits])
+        return 0
+    if not hits:
+        print("no results" + (" (try fewer filters)" if _filtered(args) else ""))
+        return 0
+    for rank, hit in enumerate(hits, start=args.offset + 1):
+        page = f", page {hit.page}" if hit.page else ""
+        print(f"{rank:>3}. {hit.score:.3f}  {hit.title}  ({hit.path}{page})")
+        snippet = " ".join(hit.text.split())
+        print(f"     {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+    return 0
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    return bool(
+        args.types or args.tag or args.path or args.group or args.since or args.until
+    )

@@ -1,0 +1,137 @@
+"""``semsearch status`` and ``semsearch db``: what is indexed, the schema."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from search.cli.common import open_app, print_json
+
+
+def register(subparsers: Any) -> None:
+    status = subparsers.add_parser(
+        "status",
+        help="documents, chunks, model, backends, sizes",
+        description="Show what is indexed and where it is kept.",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=run_status)
+
+    db = subparsers.add_parser(
+        "db", help="catalog schema migrations", description="Manage the catalog schema."
+    )
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION")
+    db_commands.required = True
+    upgrade = db_commands.add_parser("upgrade", help="upgrade to the newest revision")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.set_defaults(handler=run_db_upgrade)
+    downgrade = db_commands.add_parser("downgrade", help="downgrade to a revision")
+    downgrade.add_argument("revision", help="a revision id, or base")
+    downgrade.set_defaults(handler=run_db_downgrade)
+    current = db_commands.add_parser("current", help="show the current revision")
+    current.set_defaults(handler=run_db_current)
+
+
+def _folder_size(path: Path) -> int:
+    """Bytes on disk (the store's files are sparse: their length says little)."""
+    if not path.exists():
+        return 0
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    return sum(f.stat().st_blocks * 512 for f in files)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from search.catalog import repository as repo
+    from search.models import find_registered
+
+    app = open_app(args)
+    s = app.settings
+    try:
+        with Session(app.engine) as session:
+            documents = repo.count_documents(session)
+            chunks = repo.count_active_chunks(session)
+        store_points = None
+        if app.store.collection_exists(app.collection):
+            store_points = app.store.count(app.collection)
+    finally:
+        app.close()
+
+    registered = find_registered(s.model)
+    sizes = {
+        "catalog": _folder_size(s.data_dir / "catalog.sqlite3")
+        if s.embedded_catalog
+        else None,
+        "store": _folder_size(s.store_dir) if s.embedded_store else None,
+    }
+    info: dict[str, Any] = {
+        "documents": documents,
+        "documents_total": sum(documents.values()),
+        "chunks": chunks,
+        "points": store_points,
+        "model": s.model,
+        "dimension": registered.dimension if registered else None,
+        "collection": app.collection,
+        "catalog": s.catalog_url_safe,
+        "store": s.qdrant_url or f"embedded ({s.store_dir})",
+        "data_dir": str(s.data_dir.resolve()),
+        "sizes_bytes": sizes,
+    }
+    if args.json:
+        print_json(info)
+        return 0
+    by_status = ", ".join(f"{n} {k}" for k, n in sorted(documents.items())) or "none"
+    print(f"documents  {info['documents_total']} ({by_status})")
+    print(f"chunks     {chunks} (points in the store: {store_points or 0})")
+    print(f"model      {s.model}")
+    print(f"catalog    {info['catalog']}")
+    print(f"store      {info['store']}")
+    for name, size in sizes.items():
+        if size is not None:
+            print(f"size       {name}: {size / 1e6:.1f} MB")
+    return 0
+
+
+def run_db_upgrade(args: argparse.Namespace) -> int:
+    from search.catalog.engine import create_catalog_engine, current_revision, upgrade
+
+    app = open_app(args)
+    engine = create_catalog_engine(app.settings.catalog_url)
+    try:
+        upgrade(engine, args.revision)
+        print(f"catalog at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def run_db_downgrade(args: argparse.Namespace) -> int:
+    from search.catalog.engine import create_catalog_engine, current_revision, downgrade
+
+    app = open_app(args)
+    engine = create_catalog_engine(app.settings.catalog_url)
+    try:
+        downgrade(engine, args.revision)
+        print(f"catalog at revision {current_revision(engine) or 'base'}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def run_db_current(args: argparse.Namespace) -> int:
+    from search.catalog.engine import (
+        create_catalog_engine,
+        current_revision,
+        head_revision,
+    )
+
+    app = open_app(args)
+    engine = create_catalog_engine(app.settings.catalog_url)
+    try:
+        revision = current_revision(engine)
+    finally:
+        engine.dispose()
+    print(f"{revision or 'base'} (newest: {head_revision()})")
+    return 0
