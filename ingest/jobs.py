@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,9 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def run_job(app: App, job: Job) -> IngestSummary:
+def run_job(
+    app: App, job: Job, progress: Callable[[str], None] | None = None
+) -> IngestSummary:
     """Run a claimed job and record its outcome; errors are recorded, then raised."""
     params = job.params
     options = IngestOptions(
@@ -63,7 +66,8 @@ def run_job(app: App, job: Job) -> IngestSummary:
     ingestor = Ingestor(app)
     with Session(app.engine) as session:
         try:
-            summary = ingestor.run([Path(p) for p in params["paths"]], options)
+            paths = [Path(p) for p in params["paths"]]
+            summary = ingestor.run(paths, options, progress=progress)
         except Exception as exc:
             row = session.get(Job, job.id)
             if row is not None:

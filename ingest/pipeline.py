@@ -309,13 +309,16 @@ class Ingestor:
                 session, document.document_id, loaded.content_hash, document.rows
             )
             session.commit()
-        self.store.delete_by_filter(
-            self.collection,
-            Filter(
-                must=(MatchAny("doc_id", (document.document_id,)),),
-                must_not=(MatchAny("version", (loaded.content_hash,)),),
-            ),
-        )
+        if document.known:
+            # Only a document indexed before has old points; skipping the
+            # delete (a flush each) keeps new documents cheap.
+            self.store.delete_by_filter(
+                self.collection,
+                Filter(
+                    must=(MatchAny("doc_id", (document.document_id,)),),
+                    must_not=(MatchAny("version", (loaded.content_hash,)),),
+                ),
+            )
         summary.chunks += len(document.rows)
         if document.known:
             summary.changed += 1

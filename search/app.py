@@ -44,8 +44,16 @@ def collection_name(model: str) -> str:
 
 
 class App:
-    def __init__(self, settings: Settings | None = None, role: str = "cli") -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        role: str = "cli",
+        store: VectorStore | None = None,
+    ) -> None:
+        """``store`` replaces the one the settings select (tests, embedding)."""
         self.settings = settings or Settings()
+        if store is not None:
+            self.__dict__["store"] = store
         self.role = role
         self.collection = collection_name(self.settings.model)
         self._lock = ProcessLock(self.settings.data_dir / "store.lock")

@@ -9,12 +9,16 @@ milliseconds and without a download.
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 import torch
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 from transformers import BertConfig, BertModel
 
 from search.models import REGISTRY
@@ -169,3 +173,33 @@ def _write_modules(
             json.dumps({"max_seq_length": max_seq_length, "do_lower_case": False}),
             encoding="utf-8",
         )
+
+
+ADMIN_URL = os.environ.get(
+    "SEMSEARCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def postgres_database() -> Iterator[str]:
+    """Yield the URL of a new, empty PostgreSQL database; drop it afterwards.
+
+    The server is the one at ``SEMSEARCH_TEST_POSTGRES`` (default: the local
+    server these machines run, 127.0.0.1:5432, trust auth). Where none
+    answers, the test fails in CI (``CI`` set) and is skipped elsewhere.
+    """
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            name = f"semsearch_test_{uuid.uuid4().hex[:12]}"
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL at {ADMIN_URL}: {exc.orig}")
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -84,7 +84,8 @@ def run_ingest(args: argparse.Namespace) -> int:
             with Session(app.engine, expire_on_commit=False) as session:
                 job = repo.claim_job(session, job_id, jobs.worker_name())
             assert job is not None, "a job this command queued was claimed elsewhere"
-            summary = jobs.run_job(app, job)
+            with _progress_bar() as bar:
+                summary = jobs.run_job(app, job, progress=bar)
     finally:
         app.close()
 
@@ -93,6 +94,23 @@ def run_ingest(args: argparse.Namespace) -> int:
     else:
         _print_summary(summary)
     return 1 if summary.failed else 0
+
+
+class _progress_bar:  # noqa: N801 - used as a context manager, like open()
+    """A files-done bar on a terminal; nothing when stderr is not a terminal."""
+
+    def __enter__(self) -> Any:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(unit=" files", disable=not sys.stderr.isatty(), leave=False)
+        return self
+
+    def __call__(self, source: str) -> None:
+        self._bar.update(1)
+        self._bar.set_postfix_str(Path(source).name[-40:], refresh=False)
+
+    def __exit__(self, *_: object) -> None:
+        self._bar.close()
 
 
 def _cancel(app: Any, job_id: int) -> None:

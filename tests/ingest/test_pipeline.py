@@ -6,12 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TinyModelFactory
+from conftest import TinyModelFactory, postgres_database
 from sqlalchemy.orm import Session
 
 from ingest.pipeline import IngestOptions, Ingestor, point_id
 from search.app import App
 from search.catalog import repository as repo
+from search.catalog.engine import create_catalog_engine, upgrade
 from search.filters import SearchFilters
 from search.retrieval import Searcher
 from search.settings import Settings
@@ -25,12 +26,32 @@ PARAGRAPHS = [
 ]
 
 
-@pytest.fixture
-def app(tmp_path: Path, tiny_model: TinyModelFactory) -> Iterator[App]:
-    settings = Settings(data_dir=tmp_path / "data", model=str(tiny_model()))
-    app = App(settings)
-    yield app
-    app.close()
+@pytest.fixture(
+    params=["embedded", pytest.param("servers", marks=pytest.mark.postgres)]
+)
+def app(
+    request: pytest.FixtureRequest, tmp_path: Path, tiny_model: TinyModelFactory
+) -> Iterator[App]:
+    """The embedded default, and the servers: PostgreSQL plus a Qdrant client
+    (its in-memory mode standing in for a server), through the same code."""
+    model = str(tiny_model())
+    if request.param == "embedded":
+        app = App(Settings(data_dir=tmp_path / "data", model=model))
+        yield app
+        app.close()
+        return
+    from qdrant_client import QdrantClient
+
+    from search.stores.server import ServerStore
+
+    for url in postgres_database():
+        settings = Settings(data_dir=tmp_path / "data", model=model, database_url=url)
+        engine = create_catalog_engine(settings.catalog_url)
+        upgrade(engine)
+        engine.dispose()
+        app = App(settings, store=ServerStore(QdrantClient(":memory:")))
+        yield app
+        app.close()
 
 
 @pytest.fixture
