@@ -52,9 +52,10 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,10 @@ import numpy.typing as npt
 import torch
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import (  # type: ignore[import-untyped]
+    threadpool_info,
+    threadpool_limits,
+)
 
 from ingest.pipeline import point_id
 from search import Encoder
@@ -113,15 +117,27 @@ class Corpus:
 
 
 @dataclass
+class Queries:
+    """Timed queries and warm-up queries, as text and as embeddings."""
+
+    texts: list[str]
+    vectors: npt.NDArray[np.float32]
+    warm_texts: list[str]
+    warm_vectors: npt.NDArray[np.float32]
+    top_k: int
+
+
+@dataclass
 class Collection:
-    """Synthetic points: vectors, their source abstracts and payload columns."""
+    """Synthetic points: vectors, catalog rows, point ids and payload columns."""
 
     vectors: npt.NDArray[np.float32]
-    sources: npt.NDArray[np.int64]
+    sources: npt.NDArray[np.int64]  # per point, its abstract's row in the corpus
     file_type: npt.NDArray[np.int64]  # per point, an index into FILE_TYPES
     date: npt.NDArray[np.int64]  # per point, seconds since the epoch
     tag_bits: npt.NDArray[np.int64]  # per point, bit i set for TAGS[i]
-    cos_to_source: float
+    rows: list[dict[str, Any]] = field(default_factory=list)  # per document
+    ids: list[str] = field(default_factory=list)  # per point
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -149,21 +165,24 @@ def load_corpus(folder: Path, encoder: Encoder) -> Corpus:
     return Corpus(titles, texts, vectors)
 
 
-def load_queries(folder: Path, count: int) -> list[str]:
+def load_queries(folder: Path, count: int, encoder: Encoder, top_k: int) -> Queries:
     with (folder / "queries.jsonl").open(encoding="utf-8") as lines:
-        return [json.loads(line)["text"] for line in lines][:count]
+        texts = [json.loads(line)["text"] for line in lines][: count + WARMUP]
+    vectors = encoder.encode(texts, precision="fp32")
+    return Queries(
+        texts[:count], vectors[:count], texts[count:], vectors[count:], top_k
+    )
 
 
-def make_collection(
-    base: npt.NDArray[np.float32], size: int, rng: np.random.Generator
-) -> Collection:
+def make_collection(corpus: Corpus, size: int, rng: np.random.Generator) -> Collection:
+    base = corpus.vectors
     sources = np.arange(size, dtype=np.int64) % len(base)
     vectors = rng.standard_normal((size, base.shape[1]), dtype=np.float32)
     vectors *= NOISE_SIGMA
     vectors += base[sources]
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    cos = float(np.einsum("ij,ij->i", vectors, base[sources]).mean())
 
+    # Payload fields that ingest takes from the document are drawn per document.
     documents = -(-size // CHUNKS_PER_DOCUMENT)
     doc_type = rng.integers(0, len(FILE_TYPES), documents)
     doc_date = DATE_START + rng.integers(0, DATE_SPAN_S, documents)
@@ -171,58 +190,50 @@ def make_collection(
     for bit, odds in enumerate(TAG_ODDS.values()):
         doc_tags |= (rng.random(documents) < odds).astype(np.int64) << bit
     of_point = np.arange(size) // CHUNKS_PER_DOCUMENT
-    return Collection(
-        vectors,
-        sources,
-        doc_type[of_point],
-        doc_date[of_point],
-        doc_tags[of_point],
-        cos,
+    coll = Collection(
+        vectors, sources, doc_type[of_point], doc_date[of_point], doc_tags[of_point]
     )
 
+    coll.rows = [document_row(coll, corpus, n) for n in range(documents)]
+    for i in range(size):
+        row = coll.rows[i // CHUNKS_PER_DOCUMENT]
+        ordinal = i % CHUNKS_PER_DOCUMENT
+        coll.ids.append(point_id(row["id"], row["active_version"], ordinal))
+    return coll
 
-def document_rows(coll: Collection, corpus: Corpus) -> list[dict[str, Any]]:
-    """One catalog row per document, in the shape ingest writes them."""
-    rows = []
+
+def document_row(coll: Collection, corpus: Corpus, number: int) -> dict[str, Any]:
+    """The catalog row of document ``number``, in the shape ingest writes it."""
+    first = number * CHUNKS_PER_DOCUMENT
+    stop = min(first + CHUNKS_PER_DOCUMENT, len(coll))
+    file_type = FILE_TYPES[coll.file_type[first]]
+    path = f"/bench/{file_type}/document-{number:06d}.{file_type}"
+    version = hashlib.sha256(path.encode()).hexdigest()
     now = datetime.now(UTC)
-    for first in range(0, len(coll), CHUNKS_PER_DOCUMENT):
-        number = first // CHUNKS_PER_DOCUMENT
-        file_type = FILE_TYPES[coll.file_type[first]]
-        path = f"/bench/{file_type}/document-{number:06d}.{file_type}"
-        stop = min(first + CHUNKS_PER_DOCUMENT, len(coll))
-        version = hashlib.sha256(path.encode()).hexdigest()
-        rows.append(
-            {
-                "id": repo.document_id_for(path),
-                "source_path": path,
-                "title": corpus.titles[coll.sources[first]],
-                "file_type": file_type,
-                "size_bytes": sum(
-                    len(corpus.texts[s]) for s in coll.sources[first:stop]
-                ),
-                "modified_at": datetime.fromtimestamp(int(coll.date[first]), UTC),
-                "content_hash": version,
-                "tags": [
-                    t for i, t in enumerate(TAGS) if coll.tag_bits[first] >> i & 1
-                ],
-                "access_groups": [],
-                "status": DocumentStatus.INDEXED,
-                "active_version": version,
-                "chunk_count": stop - first,
-                "indexed_at": now,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    return rows
+    return {
+        "id": repo.document_id_for(path),
+        "source_path": path,
+        "title": corpus.titles[coll.sources[first]],
+        "file_type": file_type,
+        "size_bytes": sum(len(corpus.texts[s]) for s in coll.sources[first:stop]),
+        "modified_at": datetime.fromtimestamp(int(coll.date[first]), UTC),
+        "content_hash": version,
+        "tags": [t for i, t in enumerate(TAGS) if coll.tag_bits[first] >> i & 1],
+        "access_groups": [],
+        "status": DocumentStatus.INDEXED,
+        "active_version": version,
+        "chunk_count": stop - first,
+        "indexed_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
-def make_points(
-    coll: Collection, corpus: Corpus, rows: list[dict[str, Any]], start: int, stop: int
-) -> list[Point]:
+def make_points(coll: Collection, corpus: Corpus, start: int, stop: int) -> list[Point]:
+    """Points ``start`` to ``stop``, with the payload ingest would write."""
     points = []
     for i in range(start, stop):
-        row = rows[i // CHUNKS_PER_DOCUMENT]
+        row = coll.rows[i // CHUNKS_PER_DOCUMENT]
         ordinal = i % CHUNKS_PER_DOCUMENT
         text = corpus.texts[coll.sources[i]]
         offset = sum(len(corpus.texts[s]) for s in coll.sources[i - ordinal : i])
@@ -242,8 +253,7 @@ def make_points(
             "char_start": offset,
             "char_end": offset + len(text),
         }
-        pid = point_id(row["id"], row["active_version"], ordinal)
-        points.append(Point(pid, coll.vectors[i], payload))
+        points.append(Point(coll.ids[i], coll.vectors[i], payload))
     return points
 
 
@@ -254,9 +264,8 @@ def mask_of(filter: Filter, coll: Collection) -> npt.NDArray[np.bool_]:
     mask = np.ones(len(coll), dtype=bool)
     for c in filter.must:
         if c.key == "file_type" and isinstance(c, MatchAny):
-            mask &= np.isin(
-                coll.file_type, [FILE_TYPES.index(str(v)) for v in c.values]
-            )
+            codes = [FILE_TYPES.index(str(v)) for v in c.values]
+            mask &= np.isin(coll.file_type, codes)
         elif c.key == "tags" and isinstance(c, MatchAny | MatchAll):
             bits = sum(1 << TAGS.index(str(v)) for v in c.values)
             held = coll.tag_bits & bits
@@ -286,7 +295,7 @@ def brute_force(
 
 
 def timed(
-    call: Callable[[Any], Any], items: Sequence[Any], warmup: Sequence[Any]
+    call: Callable[[Any], Any], items: Iterable[Any], warmup: Iterable[Any]
 ) -> tuple[npt.NDArray[np.float64], list[Any]]:
     """Milliseconds per call over ``items`` (after ``warmup``), and the results."""
     for item in warmup:
@@ -312,73 +321,54 @@ def recall(found: list[list[int]], truth: list[npt.NDArray[np.int64]]) -> float:
 
 
 def run_size(
-    size: int,
-    corpus: Corpus,
-    encoder: Encoder,
-    queries: tuple[list[str], list[str]],
-    vectors: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
-    args: argparse.Namespace,
-    data_dir: Path,
+    size: int, corpus: Corpus, encoder: Encoder, queries: Queries, data_dir: Path
 ) -> dict[str, Any]:
-    texts, warm_texts = queries
-    qvecs, warm_vecs = vectors
-    coll = make_collection(corpus.vectors, size, np.random.default_rng(size))
-    rows = document_rows(coll, corpus)
+    """Build one collection of ``size`` points and time every query path on it."""
+    coll = make_collection(corpus, size, np.random.default_rng(size))
+    cos = np.einsum("ij,ij->i", coll.vectors, corpus.vectors[coll.sources])
     result: dict[str, Any] = {
-        "documents": len(rows),
-        "cos_to_source": coll.cos_to_source,
+        "documents": len(coll.rows),
+        "cos_to_source": float(cos.mean()),
     }
     filters = {name: build_filter(f, None) for name, f in FILTERS.items()}
 
     # Brute force first: its exact hits are the truth for recall.
     per_filter: dict[str, dict[str, Any]] = {}
-    truth: dict[str, list[npt.NDArray[np.int64]]] = {}
-    for name, flt in filters.items():
-        row = per_filter[name] = {"matching": int(mask_of(flt, coll).sum())}
+    truth = {}
+    for fname, flt in filters.items():
+        row = per_filter[fname] = {"matching": int(mask_of(flt, coll).sum())}
+        exact = partial(brute_force, coll, top_k=queries.top_k, filter=flt)
         for threads in (None, 1):
             with threadpool_limits(limits=threads, user_api="blas"):
-                ms, hits = timed(
-                    lambda q, f=flt: brute_force(coll, q, args.top_k, f),
-                    qvecs,
-                    warm_vecs,
-                )
+                ms, truth[fname] = timed(exact, queries.vectors, queries.warm_vectors)
             row[f"brute_{threads or 'default'}"] = quantiles(ms)
-        truth[name] = hits
 
     started = time.perf_counter()
     settings = Settings(data_dir=data_dir, database_url=None)
     engine = open_catalog(settings)
     with Session(engine) as session:
-        session.execute(insert(Document), rows)
+        session.execute(insert(Document), coll.rows)
         session.commit()
     result["catalog_s"] = time.perf_counter() - started
 
     name = collection_name(MODEL)
-    store = load_store(settings.store_dir, name, coll, corpus, rows, result)
+    store = load_store(settings.store_dir, name, coll, corpus, result)
+    index = {point: i for i, point in enumerate(coll.ids)}
     try:
-        index = {p: i for i, p in enumerate(_point_ids(rows, size))}
-
-        def store_phase(label: str) -> None:
+        for label in ("exact", "hnsw"):
+            if label == "hnsw":
+                log.info("%d points: building the HNSW index", size)
+                started = time.perf_counter()
+                store.optimize(name, wait=True)
+                result["optimize_s"] = time.perf_counter() - started
+                result["indexed"] = store.is_indexed(name)
             for fname, flt in filters.items():
-                ms, hits = timed(
-                    lambda q, f=flt: store.search(name, q, args.top_k, f or None),
-                    qvecs,
-                    warm_vecs,
-                )
-                found = [[index[h.id] for h in page] for page in hits]
+                search = partial(store.search, name, top_k=queries.top_k, filter=flt)
+                ms, pages = timed(search, queries.vectors, queries.warm_vectors)
+                found = [[index[hit.id] for hit in page] for page in pages]
                 per_filter[fname][f"store_{label}"] = quantiles(ms)
                 per_filter[fname][f"recall_{label}"] = recall(found, truth[fname])
-
-        store_phase("exact")
-        log.info("%d points: building the HNSW index", size)
-        started = time.perf_counter()
-        store.optimize(name, wait=True)
-        result["optimize_s"] = time.perf_counter() - started
-        result["indexed"] = store.is_indexed(name)
-        store_phase("hnsw")
-        end_to_end(
-            Searcher(encoder, store, engine, name), texts, warm_texts, args, per_filter
-        )
+        end_to_end(Searcher(encoder, store, engine, name), queries, per_filter)
     finally:
         store.close()
         engine.dispose()
@@ -386,24 +376,11 @@ def run_size(
     return result
 
 
-def _point_ids(rows: list[dict[str, Any]], size: int) -> list[str]:
-    ids = []
-    for i in range(size):
-        row = rows[i // CHUNKS_PER_DOCUMENT]
-        ids.append(point_id(row["id"], row["active_version"], i % CHUNKS_PER_DOCUMENT))
-    return ids
-
-
 def load_store(
-    root: Path,
-    name: str,
-    coll: Collection,
-    corpus: Corpus,
-    rows: list[dict[str, Any]],
-    result: dict[str, Any],
+    root: Path, name: str, coll: Collection, corpus: Corpus, result: dict[str, Any]
 ) -> EdgeStore:
     """The loaded collection, in a store that builds an index only when told."""
-    # Created at the default threshold, which also fixes the exact-search cut-off.
+    # Made at the default threshold, which also fixes the exact-search cut-off.
     creator = EdgeStore(root)
     spec = CollectionSpec(dimension=coll.vectors.shape[1], indexes=INDEXED_FIELDS)
     creator.create_collection(name, spec)
@@ -412,9 +389,7 @@ def load_store(
     store = EdgeStore(root, hnsw_threshold=2**62)
     upsert_s = 0.0
     for start in range(0, len(coll), UPSERT_BATCH):
-        points = make_points(
-            coll, corpus, rows, start, min(start + UPSERT_BATCH, len(coll))
-        )
+        points = make_points(coll, corpus, start, min(start + UPSERT_BATCH, len(coll)))
         started = time.perf_counter()
         store.upsert(name, points)
         upsert_s += time.perf_counter() - started
@@ -423,11 +398,7 @@ def load_store(
 
 
 def end_to_end(
-    searcher: Searcher,
-    texts: list[str],
-    warm_texts: list[str],
-    args: argparse.Namespace,
-    per_filter: dict[str, dict[str, Any]],
+    searcher: Searcher, queries: Queries, per_filter: dict[str, dict[str, Any]]
 ) -> None:
     """Searcher.search per filter at torch's default threads; unfiltered at 1 too."""
     default_threads = torch.get_num_threads()
@@ -435,32 +406,27 @@ def end_to_end(
     if default_threads != 1:
         runs.append(("none", 1))
     for fname, threads in runs:
+        search = partial(searcher.search, top_k=queries.top_k, filters=FILTERS[fname])
         torch.set_num_threads(threads)
         try:
-            ms, pages = timed(
-                lambda q, f=FILTERS[fname]: searcher.search(q, args.top_k, f),
-                texts,
-                warm_texts,
-            )
+            ms, pages = timed(search, queries.texts, queries.warm_texts)
         finally:
             torch.set_num_threads(default_threads)
         key = "e2e" if threads == default_threads else "e2e_torch_1"
         per_filter[fname][key] = quantiles(ms)
-        per_filter[fname][f"{key}_short_pages"] = sum(
-            len(p) < args.top_k for p in pages
-        )
+        # A short page would mean the catalog join dropped hits.
+        short = sum(len(page) < queries.top_k for page in pages)
+        per_filter[fname][f"{key}_short_pages"] = short
 
 
-def encode_threads(
-    encoder: Encoder, texts: list[str], warm_texts: list[str]
-) -> dict[str, Any]:
+def encode_threads(encoder: Encoder, queries: Queries) -> dict[str, Any]:
     """Query encoding alone at torch's default thread count and at one thread."""
     default_threads = torch.get_num_threads()
     out = {}
     for threads in sorted({default_threads, 1}, reverse=True):
         torch.set_num_threads(threads)
         try:
-            ms, _ = timed(encoder.encode, texts, warm_texts)
+            ms, _ = timed(encoder.encode, queries.texts, queries.warm_texts)
         finally:
             torch.set_num_threads(default_threads)
         out[str(threads)] = quantiles(ms)
@@ -469,66 +435,54 @@ def encode_threads(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--sizes", default="20000,200000", help="points, comma-separated"
-    )
+    parser.add_argument("--sizes", default="20000,200000", help="points, with commas")
     parser.add_argument("--queries", type=int, default=300, help="timed queries")
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--json", type=Path, default=None, help="write results here")
     parser.add_argument("--keep", action="store_true", help="keep the data dirs")
     args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     log.setLevel(logging.INFO)
     logging.getLogger("search.stores.edge").setLevel(logging.INFO)
     sizes = [int(s) for s in args.sizes.split(",")]
 
     encoder = Encoder(MODEL, precision="fp32")
     corpus = load_corpus(args.dataset, encoder)
-    all_texts = load_queries(args.dataset, args.queries + WARMUP)
-    texts, warm_texts = all_texts[: args.queries], all_texts[args.queries :]
-    qvecs = encoder.encode(all_texts, precision="fp32")
-    vectors = (qvecs[: args.queries], qvecs[args.queries :])
-
+    queries = load_queries(args.dataset, args.queries, encoder, args.top_k)
+    pools = [
+        {k: p[k] for k in ("user_api", "internal_api", "num_threads", "prefix")}
+        for p in threadpool_info()
+    ]
     results: dict[str, Any] = {
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
-            "thread_pools": [
-                {k: p[k] for k in ("user_api", "internal_api", "num_threads", "prefix")}
-                for p in threadpool_info()
-            ],
+            "thread_pools": pools,
             "load_before": os.getloadavg(),
         },
         "params": {
-            "queries": len(texts),
+            "queries": len(queries.texts),
             "top_k": args.top_k,
             "noise_sigma": NOISE_SIGMA,
             "chunks_per_document": CHUNKS_PER_DOCUMENT,
             "filters": {name: repr(f) for name, f in FILTERS.items()},
         },
-        "encode_ms_by_torch_threads": encode_threads(encoder, texts, warm_texts),
+        "encode_ms_by_torch_threads": encode_threads(encoder, queries),
         "sizes": {},
     }
+
     root = Path(tempfile.mkdtemp(prefix="semsearch-bench-query-"))
     try:
         for size in sizes:
             log.info("%d points", size)
-            results["sizes"][str(size)] = run_size(
-                size,
-                corpus,
-                encoder,
-                (texts, warm_texts),
-                vectors,
-                args,
-                root / str(size),
-            )
+            data_dir = root / str(size)
+            result = run_size(size, corpus, encoder, queries, data_dir)
+            results["sizes"][str(size)] = result
             if not args.keep:
-                shutil.rmtree(root / str(size), ignore_errors=True)
+                shutil.rmtree(data_dir, ignore_errors=True)
     finally:
         if args.keep:
             log.info("data dirs kept under %s", root)

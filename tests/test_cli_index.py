@@ -183,3 +183,15 @@ def test_a_store_held_by_another_command_is_named_with_what_to_do(
         holder.wait(timeout=30)
         assert holder.stdout is not None
         holder.stdout.close()
+
+
+def test_queue_only_leaves_the_job_to_a_worker(
+    env: dict[str, str], docs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(["ingest", str(docs), "--queue"], capsys)
+    assert code == 0
+    assert out.startswith("queued job ")
+    code, _, _ = run(["worker", "--once"], capsys)
+    assert code == 0
+    code, out, _ = run(["status", "--json"], capsys)
+    assert json.loads(out)["documents"] == {"indexed": 3}

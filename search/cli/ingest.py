@@ -30,6 +30,11 @@ def register(subparsers: Any) -> None:
     ingest.add_argument(
         "--prune", action="store_true", help="remove documents whose files are gone"
     )
+    ingest.add_argument(
+        "--queue",
+        action="store_true",
+        help="only queue the job for `semsearch worker` processes, and return",
+    )
     ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
     ingest.set_defaults(handler=run_ingest)
 
@@ -56,6 +61,10 @@ def run_ingest(args: argparse.Namespace) -> int:
         tags=args.tag, groups=args.group, exclude=args.exclude, prune=args.prune
     )
     job_id = jobs.enqueue(app, jobs.ingest_params(args.paths, options))
+    if args.queue:
+        app.close()
+        print(f"queued job {job_id}")
+        return 0
     try:
         try:
             app.store  # noqa: B018 - opening the store tells who may run the job

@@ -198,3 +198,36 @@ def test_prune_removes_documents_whose_files_are_gone(app: App, docs: Path) -> N
     assert all(not h.path.endswith("bread.md") for h in hits)
     with Session(app.engine) as session:
         assert repo.count_documents(session) == {"indexed": 2}
+
+
+def test_unreadable_vanished_and_odd_encodings(
+    app: App, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (docs / "utf16.txt").write_bytes("Grüße aus Köln, sagt der Text.".encode("utf-16"))
+    (docs / "latin1.txt").write_bytes("Café crème et pâtisserie.".encode("latin-1"))
+    (docs / "broken.docx").write_bytes(b"PK\x03\x04 not a real archive")
+    (docs / "locked.txt").write_text("secret", encoding="utf-8")
+    (docs / "gone.txt").write_text("here a moment ago", encoding="utf-8")
+
+    import ingest.pipeline as pipeline
+
+    real_hash = pipeline.file_hash
+
+    def flaky_hash(path: Path) -> str:
+        if path.name == "locked.txt":
+            raise PermissionError(13, "Permission denied", str(path))
+        if path.name == "gone.txt":
+            raise FileNotFoundError(2, "No such file", str(path))
+        return real_hash(path)
+
+    monkeypatch.setattr(pipeline, "file_hash", flaky_hash)
+    summary = ingest(app, docs)
+
+    reasons = {Path(f["path"]).name: f["error"] for f in summary.failures}
+    assert reasons["locked.txt"] == "permission denied"
+    assert reasons["gone.txt"] == "file vanished"
+    assert "docx" in reasons["broken.docx"].lower()
+    assert summary.new == 5  # the three documents, utf16.txt and latin1.txt
+    texts = {h.text for h in searcher(app).search("Köln", top_k=50)}
+    assert "Grüße aus Köln, sagt der Text." in texts
+    assert "Café crème et pâtisserie." in texts
