@@ -65,9 +65,11 @@ def file_hash(path: Path) -> str:
 @dataclass
 class _PendingChunk:
     document_id: str
+    version: str
     ordinal: int
     text: str
     text_hash: str
+    row: dict[str, Any]
     payload: dict[str, Any]
 
 
@@ -78,9 +80,10 @@ class _OpenDocument:
     loaded: LoadedDocument
     document_id: str
     source: str
+    version: str
     tags: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    chunk_count: int = 0
     known: bool = False
 
 
@@ -118,6 +121,16 @@ class Ingestor:
     @cached_property
     def encoder(self) -> Encoder:
         return self.app.encoder
+
+    def version_of(self, content_hash: str) -> str:
+        """The version a file's content gets: its hash, the model and chunking.
+
+        Changing the model or the chunk settings makes every file a new
+        version, so the next ingest re-indexes instead of skipping it.
+        """
+        s = self.app.settings
+        key = f"{content_hash}:{s.model}:{s.chunk_tokens}:{s.chunk_overlap}"
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
     @cached_property
     def chunk_tokens(self) -> int:
@@ -164,22 +177,37 @@ class Ingestor:
         except OSError as exc:
             self._record_failure(source, path, _os_reason(exc), summary)
             return
+        version = self.version_of(content_hash)
         with Session(self.engine) as session:
             existing = repo.get_document(session, document_id)
-            if existing is not None and _unchanged(existing, content_hash, options):
+            if existing is not None and _unchanged(existing, version, options):
                 summary.unchanged += 1
                 return
             known = existing is not None and existing.active_version is not None
+            if existing is None:
+                # Chunk rows are written as they are encoded and need their
+                # document; a pending one is invisible to search.
+                session.add(
+                    Document(
+                        id=document_id,
+                        source_path=source,
+                        file_type=path.suffix.lower().lstrip("."),
+                        status=DocumentStatus.PENDING,
+                    )
+                )
+            # Rows a crashed run left for this version would collide with ours.
+            repo.delete_chunks(session, document_id, version=version)
+            session.commit()
 
         try:
             loaded = load(path)
-            document = _OpenDocument(loaded, document_id, source, known=known)
+            document = _OpenDocument(loaded, document_id, source, version, known=known)
             self._chunk(document, options)
         except LoadError as exc:
-            self._discard_partial(document_id, content_hash)
+            self._discard_partial(document_id, version)
             self._record_failure(source, path, exc.reason, summary)
             return
-        if not document.rows:
+        if not document.chunk_count:
             self._record_failure(source, path, "no text to index", summary)
             return
         self._ready.append(document)
@@ -194,7 +222,7 @@ class Ingestor:
         date = loaded.date or loaded.modified_at
         base_payload = {
             "doc_id": document.document_id,
-            "version": loaded.content_hash,
+            "version": document.version,
             "title": loaded.title,
             "path": document.source,
             "path_prefixes": path_prefixes(document.source),
@@ -211,7 +239,7 @@ class Ingestor:
             for span in spans:
                 text = segment.text[span.start : span.end]
                 text_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
-                ordinal = len(document.rows)
+                ordinal = document.chunk_count
                 row = {
                     "ordinal": ordinal,
                     "char_start": segment.start + span.start,
@@ -220,7 +248,7 @@ class Ingestor:
                     "token_count": span.token_count,
                     "text_hash": text_hash,
                 }
-                document.rows.append(row)
+                document.chunk_count += 1
                 payload = {
                     **base_payload,
                     "ordinal": ordinal,
@@ -231,7 +259,13 @@ class Ingestor:
                 }
                 self._pending.append(
                     _PendingChunk(
-                        document.document_id, ordinal, text, text_hash, payload
+                        document.document_id,
+                        document.version,
+                        ordinal,
+                        text,
+                        text_hash,
+                        row,
+                        payload,
                     )
                 )
                 # A huge document is written in bounded pieces; its new
@@ -255,7 +289,7 @@ class Ingestor:
         )
         points = [
             Point(
-                id=point_id(p.document_id, p.payload["version"], p.ordinal),
+                id=point_id(p.document_id, p.version, p.ordinal),
                 vector=vectors[p.text_hash],
                 payload=p.payload,
             )
@@ -265,6 +299,15 @@ class Ingestor:
             self.app.ensure_collection()
             self._collection_ready = True
         self.store.upsert(self.collection, points)
+        # Chunk rows go to the catalog as they are written, so a huge document
+        # never holds all of its rows in memory; they count once it is active.
+        with Session(self.engine) as session:
+            rows = [
+                {"document_id": p.document_id, "version": p.version, **p.row}
+                for p in pending
+            ]
+            repo.add_chunks(session, rows)
+            session.commit()
 
     def _embeddings(
         self, hashes: list[str], texts: list[str], summary: IngestSummary
@@ -302,11 +345,11 @@ class Ingestor:
             row.access_groups = document.groups
             row.status = DocumentStatus.INDEXED
             row.error = None
-            row.active_version = loaded.content_hash
-            row.chunk_count = len(document.rows)
+            row.active_version = document.version
+            row.chunk_count = document.chunk_count
             row.indexed_at = utcnow()
-            repo.replace_chunks(
-                session, document.document_id, loaded.content_hash, document.rows
+            repo.delete_chunks(
+                session, document.document_id, keep_version=document.version
             )
             session.commit()
         if document.known:
@@ -316,22 +359,24 @@ class Ingestor:
                 self.collection,
                 Filter(
                     must=(MatchAny("doc_id", (document.document_id,)),),
-                    must_not=(MatchAny("version", (loaded.content_hash,)),),
+                    must_not=(MatchAny("version", (document.version,)),),
                 ),
             )
-        summary.chunks += len(document.rows)
+        summary.chunks += document.chunk_count
         if document.known:
             summary.changed += 1
         else:
             summary.new += 1
 
     def _discard_partial(self, document_id: str, version: str) -> None:
-        """Drop the points of a version that failed midway, unless it is active."""
+        """Drop the points and rows of a version that failed midway, unless active."""
         self._pending = [p for p in self._pending if p.document_id != document_id]
         with Session(self.engine) as session:
             row = repo.get_document(session, document_id)
             if row is not None and row.active_version == version:
                 return
+            repo.delete_chunks(session, document_id, version=version)
+            session.commit()
         self._delete_points(
             Filter(
                 must=(
@@ -378,10 +423,10 @@ class Ingestor:
                 session.commit()
 
 
-def _unchanged(existing: Document, content_hash: str, options: IngestOptions) -> bool:
+def _unchanged(existing: Document, version: str, options: IngestOptions) -> bool:
     return (
         existing.status == DocumentStatus.INDEXED
-        and existing.active_version == content_hash
+        and existing.active_version == version
         and sorted(existing.access_groups or []) == sorted(set(options.groups))
         and set(options.tags) <= set(existing.tags or [])
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -95,12 +95,38 @@ def create_failed_document(
     return document
 
 
+def add_chunks(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add chunk rows (with their document_id and version) in one statement.
+
+    Rows of a version count once the catalog makes that version active.
+    """
+    if rows:
+        session.execute(insert(Chunk), list(rows))
+
+
+def delete_chunks(
+    session: Session,
+    document_id: str,
+    version: str | None = None,
+    keep_version: str | None = None,
+) -> None:
+    """Delete chunk rows of a document: of ``version``, or all but ``keep_version``."""
+    query = delete(Chunk).where(Chunk.document_id == document_id)
+    if version is not None:
+        query = query.where(Chunk.version == version)
+    if keep_version is not None:
+        query = query.where(Chunk.version != keep_version)
+    session.execute(query)
+
+
 def replace_chunks(
     session: Session, document_id: str, version: str, rows: Sequence[Mapping[str, Any]]
 ) -> None:
     """Make ``rows`` the chunks of ``version``, dropping every other version's."""
-    session.query(Chunk).filter(Chunk.document_id == document_id).delete()
-    session.add_all(Chunk(document_id=document_id, version=version, **r) for r in rows)
+    delete_chunks(session, document_id)
+    add_chunks(
+        session, [{"document_id": document_id, "version": version, **r} for r in rows]
+    )
 
 
 def get_cached_embeddings(
