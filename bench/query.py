@@ -40,6 +40,8 @@ The 200k build takes minutes and about 2 GB; the first run also encodes the
 corpus (about 5 minutes on 2 CPU cores).
 """
 
+# ruff: noqa: E402 (the sys.path fix below comes before the imports it affects)
+
 from __future__ import annotations
 
 import argparse
@@ -50,6 +52,7 @@ import os
 import platform
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -58,6 +61,10 @@ from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+# Run as a script, this file's folder comes first on sys.path, where
+# bench/ingest.py would shadow the ingest package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 
 import numpy as np
 import numpy.typing as npt

@@ -195,3 +195,15 @@ def test_queue_only_leaves_the_job_to_a_worker(
     assert code == 0
     code, out, _ = run(["status", "--json"], capsys)
     assert json.loads(out)["documents"] == {"indexed": 3}
+
+
+def test_an_empty_index_says_how_to_add_documents(
+    env: dict[str, str], docs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(["search", "anything"], capsys)
+    assert code == 0
+    assert "semsearch ingest" in out
+    run(["ingest", str(docs)], capsys)
+    code, out, _ = run(["search", "anything", "--type", "pdf"], capsys)
+    assert code == 0
+    assert out.strip() == "no results (try fewer filters)"

@@ -67,11 +67,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         searcher = Searcher(app.encoder, app.store, app.engine, app.collection)
         hits = searcher.search(args.query, args.top_k, filters, offset=args.offset)
+        empty_index = not hits and not (
+            app.store.collection_exists(app.collection)
+            and app.store.count(app.collection) > 0
+        )
     finally:
         app.close()
 
     if args.json:
         print_json([h.as_dict() for h in hits])
+        return 0
+    if empty_index:
+        print("the index is empty; add documents with: semsearch ingest PATH...")
         return 0
     if not hits:
         print("no results" + (" (try fewer filters)" if _filtered(args) else ""))
