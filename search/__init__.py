@@ -1,4 +1,4 @@
-"""semsearch's search library: the encoder, similarity maths, and (soon) stores.
+"""semsearch's search library: encoder, stores, catalog, retrieval.
 
 The public names are re-exported here and imported on first use, so that
 ``import search`` (and the CLI's ``--help``) does not pay for torch.
@@ -18,7 +18,9 @@ if TYPE_CHECKING:
         ModelNotFoundError,
         SemsearchError,
     )
+    from search.filters import SearchFilters
     from search.models import DEFAULT_MODEL
+    from search.retrieval import Hit, Searcher, search
     from search.similarity import cos_sim, dot_score, semantic_search
 
 _EXPORTS = {
@@ -30,6 +32,10 @@ _EXPORTS = {
     "ModelConfigError": "search.errors",
     "ModelNotFoundError": "search.errors",
     "SemsearchError": "search.errors",
+    "Hit": "search.retrieval",
+    "SearchFilters": "search.filters",
+    "Searcher": "search.retrieval",
+    "search": "search.retrieval",
     "cos_sim": "search.similarity",
     "dot_score": "search.similarity",
     "semantic_search": "search.similarity",
@@ -40,12 +46,16 @@ __all__ = [
     "EncodeStats",
     "Encoder",
     "EncoderEmbeddings",
+    "Hit",
     "InvalidInputError",
     "ModelConfigError",
     "ModelNotFoundError",
+    "SearchFilters",
+    "Searcher",
     "SemsearchError",
     "cos_sim",
     "dot_score",
+    "search",
     "semantic_search",
 ]
 

@@ -9,6 +9,7 @@ again for more when dropping left a page short.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from search.filters import Principal, SearchFilters, build_filter
 from search.stores.base import ScoredPoint, VectorStore
 
 if TYPE_CHECKING:
+    from search.app import App
     from search.encoder import Encoder
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,10 @@ class Searcher:
         self.engine = engine
         self.collection = collection
 
+    @classmethod
+    def for_app(cls, app: App) -> Searcher:
+        return cls(app.encoder, app.store, app.engine, app.collection)
+
     def search(
         self,
         query: str,
@@ -115,6 +121,42 @@ class Searcher:
                     continue
                 hits.append(_hit(point, document.author))
         return hits
+
+
+_default: Searcher | None = None
+_default_app: App | None = None
+_default_lock = threading.Lock()
+
+
+def search(
+    query: str,
+    top_k: int = 10,
+    filters: SearchFilters | None = None,
+    offset: int = 0,
+) -> list[Hit]:
+    """Search the index the environment's settings select (``SEMSEARCH_*``).
+
+    The encoder, catalog and store are opened on the first call and kept for
+    the life of the process; with the embedded store that holds it, so other
+    processes see it in use until this one exits.
+    """
+    global _default, _default_app
+    with _default_lock:
+        if _default is None:
+            from search.app import App
+
+            _default_app = App(role="search")
+            _default = Searcher.for_app(_default_app)
+    return _default.search(query, top_k, filters, offset)
+
+
+def close_default() -> None:
+    """Release what :func:`search` opened (the embedded store's lock among it)."""
+    global _default, _default_app
+    with _default_lock:
+        if _default_app is not None:
+            _default_app.close()
+        _default, _default_app = None, None
 
 
 def _iso_date(timestamp: int | None) -> str | None:

@@ -207,3 +207,26 @@ def test_an_empty_index_says_how_to_add_documents(
     code, out, _ = run(["search", "anything", "--type", "pdf"], capsys)
     assert code == 0
     assert out.strip() == "no results (try fewer filters)"
+
+
+def test_the_library_search_function_uses_the_settings(
+    env: dict[str, str],
+    docs: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import search
+    import search.retrieval as retrieval
+
+    run(["ingest", str(docs)], capsys)
+    retrieval.close_default()
+    try:
+        hits = search.search("bread", top_k=3)
+        assert len(hits) == 3
+        assert all(isinstance(h, search.Hit) for h in hits)
+        assert hits[0].score >= hits[1].score >= hits[2].score
+        only_part0 = search.SearchFilters(path_prefix=str(docs / "part0.txt"))
+        assert {Path(h.path).name for h in search.search("x", 5, only_part0)} == {
+            "part0.txt"
+        }
+    finally:
+        retrieval.close_default()
