@@ -9,6 +9,8 @@ catalog is upgraded on purpose with ``semsearch db upgrade``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 
 from search.errors import CatalogError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock, first use must be alone
+    fcntl = None  # type: ignore[assignment]
 from search.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -99,13 +106,26 @@ def open_catalog(settings: Settings) -> Engine:
     if revision == head_revision():
         return engine
     if settings.embedded_catalog:
-        logger.info("Upgrading the catalog at %s", settings.catalog_url_safe)
-        upgrade(engine)
+        # Two processes starting on a new data dir would both migrate it; the
+        # lock makes the second wait and then find the schema current.
+        with _migration_lock(settings.data_dir / "catalog.migrate.lock"):
+            if current_revision(engine) != head_revision():
+                logger.info("Upgrading the catalog at %s", settings.catalog_url_safe)
+                upgrade(engine)
         return engine
     raise CatalogError(
         f"the catalog at {settings.catalog_url_safe} is at revision "
         f"{revision or 'none'}, not {head_revision()}; run: semsearch db upgrade"
     )
+
+
+@contextmanager
+def _migration_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield
 
 
 def _first_line(exc: Exception) -> str:

@@ -231,3 +231,25 @@ def test_unreadable_vanished_and_odd_encodings(
     texts = {h.text for h in searcher(app).search("Köln", top_k=50)}
     assert "Grüße aus Köln, sagt der Text." in texts
     assert "Café crème et pâtisserie." in texts
+
+
+def test_a_repeated_query_is_encoded_once(
+    app: App, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(app, docs)
+    s = searcher(app)
+    calls: list[object] = []
+    real_encode = app.encoder.encode
+
+    def counting_encode(texts: object, *args: object, **kwargs: object) -> object:
+        calls.append(texts)
+        return real_encode(texts, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app.encoder, "encode", counting_encode)
+    first_page = s.search("disk backup", top_k=2)
+    second_page = s.search("disk backup", top_k=2, offset=2)
+    assert calls == ["disk backup"]
+    first = {(h.document_id, h.chunk_ordinal) for h in first_page}
+    second = {(h.document_id, h.chunk_ordinal) for h in second_page}
+    assert len(first) == len(second) == 2
+    assert first.isdisjoint(second)
