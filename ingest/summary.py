@@ -23,6 +23,12 @@ class IngestSummary:
     seconds: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> IngestSummary:
+        """The summary of a job, as :meth:`as_dict` recorded it."""
+        fields = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**fields)
+
     @property
     def chunks_per_s(self) -> float:
         return self.chunks / self.seconds if self.seconds > 0 else 0.0

@@ -78,15 +78,7 @@ def run_ingest(args: argparse.Namespace) -> int:
                 f"{owner.get('pid')}; job {job_id} is queued for it, waiting ...",
                 file=sys.stderr,
             )
-            summary_dict = jobs.wait_for(app, job_id).summary or {}
-            summary = IngestSummary(
-                **{
-                    k: v
-                    for k, v in summary_dict.items()
-                    if k in IngestSummary.__dataclass_fields__
-                }
-            )
-            summary.seconds = float(summary_dict.get("seconds", 0.0))
+            summary = IngestSummary.from_dict(jobs.wait_for(app, job_id).summary or {})
         else:
             from sqlalchemy.orm import Session
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search.cli.common import open_app, print_json
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def register(subparsers: Any) -> None:
@@ -94,44 +99,40 @@ def run_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_db_upgrade(args: argparse.Namespace) -> int:
-    from search.catalog.engine import create_catalog_engine, current_revision, upgrade
+@contextmanager
+def _catalog_engine(args: argparse.Namespace) -> Iterator[Engine]:
+    """An engine on the settings' catalog, without the embedded auto-upgrade."""
+    from search.catalog.engine import create_catalog_engine
 
-    app = open_app(args)
-    engine = create_catalog_engine(app.settings.catalog_url)
+    engine = create_catalog_engine(open_app(args).settings.catalog_url)
     try:
-        upgrade(engine, args.revision)
-        print(f"catalog at revision {current_revision(engine)}")
+        yield engine
     finally:
         engine.dispose()
+
+
+def run_db_upgrade(args: argparse.Namespace) -> int:
+    from search.catalog.engine import current_revision, upgrade
+
+    with _catalog_engine(args) as engine:
+        upgrade(engine, args.revision)
+        print(f"catalog at revision {current_revision(engine)}")
     return 0
 
 
 def run_db_downgrade(args: argparse.Namespace) -> int:
-    from search.catalog.engine import create_catalog_engine, current_revision, downgrade
+    from search.catalog.engine import current_revision, downgrade
 
-    app = open_app(args)
-    engine = create_catalog_engine(app.settings.catalog_url)
-    try:
+    with _catalog_engine(args) as engine:
         downgrade(engine, args.revision)
         print(f"catalog at revision {current_revision(engine) or 'base'}")
-    finally:
-        engine.dispose()
     return 0
 
 
 def run_db_current(args: argparse.Namespace) -> int:
-    from search.catalog.engine import (
-        create_catalog_engine,
-        current_revision,
-        head_revision,
-    )
+    from search.catalog.engine import current_revision, head_revision
 
-    app = open_app(args)
-    engine = create_catalog_engine(app.settings.catalog_url)
-    try:
+    with _catalog_engine(args) as engine:
         revision = current_revision(engine)
-    finally:
-        engine.dispose()
     print(f"{revision or 'base'} (newest: {head_revision()})")
     return 0
