@@ -119,16 +119,6 @@ def delete_chunks(
     session.execute(query)
 
 
-def replace_chunks(
-    session: Session, document_id: str, version: str, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """Make ``rows`` the chunks of ``version``, dropping every other version's."""
-    delete_chunks(session, document_id)
-    add_chunks(
-        session, [{"document_id": document_id, "version": version, **r} for r in rows]
-    )
-
-
 def get_cached_embeddings(
     session: Session, model: str, text_hashes: Iterable[str]
 ) -> dict[str, npt.NDArray[np.float32]]:

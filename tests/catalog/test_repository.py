@@ -54,7 +54,9 @@ def test_documents_and_chunks_round_trip(engine: Engine) -> None:
             }
             for i in range(3)
         ]
-        repo.replace_chunks(session, doc_id, "v1", rows)
+        repo.add_chunks(
+            session, [{"document_id": doc_id, "version": "v1", **r} for r in rows]
+        )
         session.commit()
 
     with Session(engine) as session:
@@ -64,11 +66,15 @@ def test_documents_and_chunks_round_trip(engine: Engine) -> None:
         assert [c.ordinal for c in document.chunks] == [0, 1, 2]
         assert repo.count_active_chunks(session) == 3
 
-        # A new version replaces every chunk of the old one.
-        repo.replace_chunks(session, doc_id, "v2", rows[:1])
+        # A new version is written beside the old one, then replaces it.
+        repo.add_chunks(session, [{"document_id": doc_id, "version": "v2", **rows[0]}])
         document.active_version = "v2"
         session.commit()
         assert repo.count_active_chunks(session) == 1
+        repo.delete_chunks(session, doc_id, keep_version="v2")
+        session.commit()
+        session.expire_all()
+        assert [(c.version, c.ordinal) for c in document.chunks] == [("v2", 0)]
         assert repo.count_documents(session) == {"indexed": 1}
         assert [
             d.source_path for d in repo.list_documents(session, under="/docs/")
