@@ -320,7 +320,9 @@ class Ingestor:
     def _embeddings(
         self, hashes: list[str], texts: list[str], summary: IngestSummary
     ) -> dict[str, npt.NDArray[np.float32]]:
-        model = self.encoder.model_name
+        # fp32 and bf16 vectors of one text differ a little (cos ~1e-3):
+        # each precision keeps its own, so fp32 stays sentence-transformers'.
+        model = f"{self.encoder.model_name}@{self.encoder.precision}"
         with Session(self.engine) as session:
             vectors = repo.get_cached_embeddings(session, model, hashes)
         missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in vectors}
@@ -431,6 +433,23 @@ class Ingestor:
                     session.delete(document)
                     summary.removed += 1
                 session.commit()
+
+
+def remove_document(app: App, document_id: str) -> bool:
+    """Take a document out of the index: its catalog row, then its points.
+
+    The catalog goes first, so the document leaves search at once; points
+    left by a crash in between are invisible (no active version) and the
+    next removal or ``check --repair`` takes them away.
+    """
+    with Session(app.engine) as session:
+        removed = repo.delete_document(session, document_id)
+        session.commit()
+    if app.store.collection_exists(app.collection):
+        app.store.delete_by_filter(
+            app.collection, Filter(must=(MatchAny("doc_id", (document_id,)),))
+        )
+    return removed
 
 
 def _fill_row(row: Document, document: _OpenDocument) -> None:

@@ -25,6 +25,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 
 from search.device import DTYPES, select_device, select_precision
 from search.errors import InvalidInputError, ModelConfigError
+from search.lean_bert import LeanBert
 from search.model_config import read_model_config
 from search.models import DEFAULT_MODEL, resolve_model
 from search.pooling import pool
@@ -96,6 +97,7 @@ class Encoder:
         if not hf_tokenizer.is_fast:
             raise ModelConfigError(f"{self.path}: a fast (Rust) tokenizer is needed")
         self._models: dict[str, PreTrainedModel] = {}
+        self._lean: dict[str, LeanBert | None] = {}
         first = self._model_for(self.precision)
 
         self.max_seq_length = self._max_seq_length(hf_tokenizer, first)
@@ -227,6 +229,7 @@ class Encoder:
         if not texts:
             return embeddings
         model = self._model_for(precision)
+        lean = self._lean.get(precision)
 
         started = time.perf_counter()
         encodings = self._tokenizer.encode_batch(texts, add_special_tokens=True)
@@ -242,7 +245,10 @@ class Encoder:
             rows = order[start:stop]
             started = time.perf_counter()
             inputs, mask = self._batch_inputs(token_ids, rows, int(lengths[rows[0]]))
-            hidden = model(**inputs)[0]
+            if lean is not None and "attention_mask" not in inputs:
+                hidden = lean(inputs["input_ids"])
+            else:
+                hidden = model(**inputs)[0]
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             stats.forward_s += time.perf_counter() - started
@@ -309,6 +315,7 @@ class Encoder:
                 str(self.config.transformer_path), dtype=DTYPES[precision]
             )
             self._models[precision] = model.to(self.device).eval()
+            self._lean[precision] = LeanBert.from_model(self._models[precision])
         return self._models[precision]
 
     def _max_seq_length(self, hf_tokenizer: Any, model: PreTrainedModel) -> int:

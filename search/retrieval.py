@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,14 @@ from sqlalchemy.orm import Session
 from search.catalog import repository as repo
 from search.errors import InvalidInputError
 from search.filters import Principal, SearchFilters, build_filter
-from search.stores.base import ScoredPoint, VectorStore
+from search.grouping import DocumentResult, group_hits
+from search.stores.base import (
+    Condition,
+    Filter,
+    MatchAny,
+    ScoredPoint,
+    VectorStore,
+)
 
 if TYPE_CHECKING:
     from search.app import App
@@ -97,15 +104,68 @@ class Searcher:
         """The ``top_k`` best chunks for ``query`` after ``offset``, best first."""
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("the query is empty")
-        if isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
-            raise InvalidInputError(f"top_k must be between 1 and {MAX_TOP_K}")
+        _check_top_k(top_k)
         if offset < 0:
             raise InvalidInputError("offset must not be negative")
         store_filter = build_filter(filters, principal)
         if not self.store.collection_exists(self.collection):
             return []
+        return self._search_vector(
+            self._query_vector(query), top_k, offset, store_filter
+        )
 
-        vector = self._query_vector(query)
+    def search_documents(
+        self,
+        query: str,
+        top_k: int = 10,
+        filters: SearchFilters | None = None,
+        principal: Principal | None = None,
+        passages: int = 3,
+    ) -> list[DocumentResult]:
+        """The ``top_k`` best documents for ``query``, each with its best passages.
+
+        Enough chunks are fetched for ``top_k`` documents of ``passages``
+        chunks each; fewer documents come back only when fewer match.
+        """
+        _check_top_k(top_k)
+        limit = min(MAX_TOP_K, top_k * (passages + 1))
+        while True:
+            hits = self.search(query, limit, filters, principal=principal)
+            documents = group_hits(hits, passages)
+            if len(documents) >= top_k or len(hits) < limit or limit == MAX_TOP_K:
+                return documents[:top_k]
+            limit = min(MAX_TOP_K, limit * 2)
+
+    def more_like(
+        self,
+        document_id: str,
+        ordinal: int,
+        top_k: int = 10,
+        filters: SearchFilters | None = None,
+        principal: Principal | None = None,
+    ) -> list[Hit]:
+        """Chunks of other documents closest to one passage ("more like this").
+
+        The passage's stored embedding is used (the embedding cache, by its
+        text hash); only when it is not there is its text encoded again.
+        """
+        _check_top_k(top_k)
+        base = build_filter(filters, principal)
+        store_filter = replace(
+            base, must_not=(*base.must_not, MatchAny("doc_id", (document_id,)))
+        )
+        if not self.store.collection_exists(self.collection):
+            return []
+        vector = self._passage_vector(document_id, ordinal, principal)
+        return self._search_vector(vector, top_k, 0, store_filter)
+
+    def _search_vector(
+        self,
+        vector: npt.NDArray[np.float32],
+        top_k: int,
+        offset: int,
+        store_filter: Filter,
+    ) -> list[Hit]:
         wanted = offset + top_k
         limit = wanted + 8
         while True:
@@ -114,6 +174,44 @@ class Searcher:
             if len(hits) >= wanted or len(points) < limit:
                 return hits[offset:wanted]
             limit *= 2
+
+    def _passage_vector(
+        self, document_id: str, ordinal: int, principal: Principal | None
+    ) -> npt.NDArray[np.float32]:
+        cache_key = f"{self.encoder.model_name}@{self.encoder.precision}"
+        with Session(self.engine) as session:
+            document = repo.get_document(session, document_id)
+            version = document.active_version if document else None
+            text_hash = repo.get_chunk_text_hash(session, document_id, ordinal)
+            cached = (
+                repo.get_cached_embeddings(session, cache_key, [text_hash])
+                if text_hash is not None
+                else {}
+            )
+        # The passage itself must be one the principal may read.
+        must: list[Condition] = [
+            MatchAny("doc_id", (document_id,)),
+            MatchAny("version", (str(version),)),
+        ]
+        must.extend(build_filter(None, principal).must)
+        passage = self._find_point(Filter(must=tuple(must)), ordinal)
+        if version is None or passage is None:
+            raise InvalidInputError("that passage is no longer in the index")
+        if text_hash in cached:
+            return cached[str(text_hash)]
+        return self.encoder.encode(passage.payload["text"])
+
+    def _find_point(self, store_filter: Filter, ordinal: int) -> ScoredPoint | None:
+        page: str | None = None
+        while True:
+            points, page = self.store.scroll(
+                self.collection, store_filter, limit=256, offset=page
+            )
+            for point in points:
+                if point.payload["ordinal"] == ordinal:
+                    return point
+            if page is None:
+                return None
 
     def _query_vector(self, query: str) -> npt.NDArray[np.float32]:
         with self._cache_lock:
@@ -178,6 +276,13 @@ def close_default() -> None:
         if _default_app is not None:
             _default_app.close()
         _default, _default_app = None, None
+
+
+def _check_top_k(top_k: int) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, int):
+        raise InvalidInputError(f"top_k must be an integer, not {top_k!r}")
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise InvalidInputError(f"top_k must be between 1 and {MAX_TOP_K}")
 
 
 def _iso_date(timestamp: int | None) -> str | None:

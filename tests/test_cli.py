@@ -178,3 +178,25 @@ def test_unexpected_errors_are_one_line_too(
     code, _, err = run(["models"], capsys)
     assert code == 1
     assert "unexpected RuntimeError: disk on fire" in err
+
+
+def test_ui_command_serves_the_app_on_localhost_by_default() -> None:
+    from search.cli.main import build_parser
+    from search.cli.ui import app_script, streamlit_command
+
+    args = build_parser().parse_args(["ui", "--port", "8600"])
+    command = streamlit_command(args)
+
+    assert command[1:4] == ["-m", "streamlit", "run"]
+    assert command[4] == str(app_script())
+    assert app_script().is_file()
+    assert command[command.index("--server.port") + 1] == "8600"
+    assert command[command.index("--server.address") + 1] == "localhost"
+    assert command[command.index("--client.showErrorDetails") + 1] == "none"
+
+
+def test_ui_command_refuses_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
+    from search.cli.main import main
+
+    assert main(["ui", "--port", "70000"]) == 2
+    assert "not a port number" in capsys.readouterr().err

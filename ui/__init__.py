@@ -1,4 +1,6 @@
-"""semsearch's Streamlit UI; it calls the search package and renders.
+"""semsearch's Streamlit UI: ``semsearch ui`` runs ``ui/app.py``.
 
-The pages arrive with the UI work (issue 4).
+The pages render and call the ``search`` and ``ingest`` packages; the
+encoder, catalog and store are opened once per server process
+(:mod:`ui.resources`), never by a page itself.
 """

@@ -8,7 +8,9 @@ several changes visible at once (the switch to a new document version).
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -207,3 +209,71 @@ def finish_job(
     job.summary = summary
     job.error = error
     job.finished_at = finished_at or utcnow()
+
+
+def get_chunk_text_hash(session: Session, document_id: str, ordinal: int) -> str | None:
+    """The text hash of a chunk of the document's active version."""
+    query = (
+        select(Chunk.text_hash)
+        .join(Document, Document.id == Chunk.document_id)
+        .where(
+            Chunk.document_id == document_id,
+            Chunk.ordinal == ordinal,
+            Chunk.version == Document.active_version,
+        )
+    )
+    return session.scalar(query)
+
+
+@dataclass(frozen=True)
+class Facets:
+    """What the indexed documents hold, for filter choices: values with counts."""
+
+    file_types: dict[str, int]
+    tags: dict[str, int]
+    earliest: datetime | None
+    latest: datetime | None
+
+
+def get_facets(session: Session) -> Facets:
+    """File types and tags of indexed documents, with counts, and their dates."""
+    indexed = Document.status == DocumentStatus.INDEXED
+    types = session.execute(
+        select(Document.file_type, func.count())
+        .where(indexed)
+        .group_by(Document.file_type)
+    )
+    tags: Counter[str] = Counter()
+    for document_tags in session.scalars(select(Document.tags).where(indexed)):
+        tags.update(set(document_tags or ()))
+    earliest, latest = session.execute(
+        select(func.min(Document.modified_at), func.max(Document.modified_at)).where(
+            indexed
+        )
+    ).one()
+    return Facets(
+        file_types={str(t): int(n) for t, n in types if t},
+        tags=dict(sorted(tags.items(), key=lambda item: (-item[1], item[0]))),
+        earliest=earliest,
+        latest=latest,
+    )
+
+
+def get_last_job(session: Session, kind: str = "ingest") -> Job | None:
+    """The most recently finished job of ``kind``."""
+    query = (
+        select(Job)
+        .where(Job.kind == kind, Job.finished_at.is_not(None))
+        .order_by(Job.finished_at.desc(), Job.id.desc())
+        .limit(1)
+    )
+    return session.scalar(query)
+
+
+def delete_document(session: Session, document_id: str) -> bool:
+    """Delete a document and its chunk rows; whether it was there."""
+    document = get_document(session, document_id)
+    if document is None:
+        return False
+    session.delete(document)
+    return True

@@ -253,3 +253,37 @@ def test_a_repeated_query_is_encoded_once(
     second = {(h.document_id, h.chunk_ordinal) for h in second_page}
     assert len(first) == len(second) == 2
     assert first.isdisjoint(second)
+
+
+def test_cached_embeddings_are_kept_per_precision(
+    tmp_path: Path, tiny_model: TinyModelFactory, docs: Path
+) -> None:
+    """A copy of known text reuses embeddings of the same precision only."""
+    model = str(tiny_model())
+
+    def run(precision: str, folder: Path) -> object:
+        settings = Settings(
+            data_dir=tmp_path / "data", model=model, precision=precision
+        )
+        app = App(settings)
+        try:
+            return ingest(app, folder)
+        finally:
+            app.close()
+
+    first = run("fp32", docs)
+    copies = []
+    for name in ("bf16-copy", "fp32-copy"):
+        copy = tmp_path / name
+        copy.mkdir()
+        (copy / "backup.txt").write_bytes((docs / "backup.txt").read_bytes())
+        copies.append(copy)
+
+    other_precision = run("bf16", copies[0])
+    same_precision = run("fp32", copies[1])
+
+    assert first.chunks_encoded > 0
+    # (Chunks repeated within the file count as reused in every run.)
+    assert other_precision.chunks_encoded > 0
+    assert same_precision.chunks_encoded == 0
+    assert same_precision.chunks_reused == same_precision.chunks > 0

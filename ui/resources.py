@@ -1,0 +1,135 @@
+"""What the UI's pages share: one App per server process, and its job runner.
+
+Streamlit reruns a page's script on every interaction; the encoder, the
+catalog engine and the vector store are cached resources, so that every
+search after the first costs only encoding and the store query. The UI
+holds the embedded store, so `semsearch ingest` run elsewhere hands its jobs
+to this process: a background thread runs them, one at a time with the
+page's own ingests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import streamlit as st
+from sqlalchemy.orm import Session
+
+from ingest import jobs
+from ingest.pipeline import IngestOptions
+from ingest.summary import IngestSummary
+from search.app import App
+from search.catalog import repository as repo
+from search.errors import SemsearchError
+from search.retrieval import Searcher
+from search.settings import load_settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The App, its searcher, and the lock that keeps ingests one at a time."""
+
+    app: App
+    searcher: Searcher
+    ingest_lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+    _runner: threading.Thread | None = field(default=None, init=False)
+
+    def ingest(
+        self,
+        paths: list[Path],
+        options: IngestOptions,
+        progress: Callable[[str], None] | None = None,
+    ) -> IngestSummary:
+        """Run an ingest here and now (recorded as a job, like the CLI's)."""
+        with self.ingest_lock:
+            job_id = jobs.enqueue(self.app, jobs.ingest_params(paths, options))
+            with Session(self.app.engine, expire_on_commit=False) as session:
+                job = repo.claim_job(session, job_id, jobs.worker_name())
+            if job is None:
+                raise SemsearchError(f"ingest job {job_id} was taken by another worker")
+            return jobs.run_job(self.app, job, progress=progress)
+
+    def start_job_runner(self) -> None:
+        self._runner = threading.Thread(
+            target=self.run_handed_over_jobs, name="semsearch-jobs", daemon=True
+        )
+        self._runner.start()
+
+    def close(self) -> None:
+        """Stop the job runner and release the store (its lock among it)."""
+        self.stop.set()
+        if self._runner is not None:
+            self._runner.join(timeout=60)
+        with self.ingest_lock:
+            self.app.close()
+
+    def run_handed_over_jobs(self, poll_s: float = 1.0) -> None:
+        """Run jobs queued by other processes until the server stops."""
+        while not self.stop.is_set():
+            try:
+                with self.ingest_lock:
+                    job = jobs.claim(self.app)
+                    if job is not None:
+                        jobs.run_job(self.app, job)
+            except Exception:
+                logger.exception("A queued ingest job failed")
+                job = None
+            if job is None:
+                self.stop.wait(poll_s)
+
+
+def runtime() -> Runtime:
+    """The Runtime for the settings the environment gives (``SEMSEARCH_*``)."""
+    settings = load_settings()
+    # Settings differ between servers only through the environment; the JSON
+    # form (secrets masked) tells them apart for the cache.
+    return _open(settings.model_dump_json())
+
+
+def _release(shared: Runtime) -> None:
+    shared.close()
+
+
+@st.cache_resource(
+    show_spinner="Opening the index and loading the model ...", on_release=_release
+)
+def _open(_settings_key: str) -> Runtime:
+    app = App(load_settings(), role="ui")
+    try:
+        app.engine  # noqa: B018 - open (and upgrade) the catalog now
+        app.store  # noqa: B018 - take the embedded store, so ingest hands jobs over
+        app.encoder  # noqa: B018 - load the model now, not on the first search
+        searcher = Searcher.for_app(app)
+    except BaseException:
+        app.close()
+        raise
+    shared = Runtime(app, searcher)
+    if app.settings.embedded_store:
+        shared.start_job_runner()
+    return shared
+
+
+@contextmanager
+def shown_errors() -> Iterator[None]:
+    """Show errors as a message on the page, never as a traceback."""
+    try:
+        yield
+    except SemsearchError as exc:
+        st.error(str(exc), icon=":material/error:")
+    except OSError as exc:
+        st.error(f"{exc.strerror or exc} ({exc.filename or 'no file'})")
+    except Exception as exc:
+        logger.exception("Unexpected error in the UI")
+        st.error(
+            f"Something went wrong ({type(exc).__name__}: {exc}). "
+            "The server log has the details.",
+            icon=":material/error:",
+        )

@@ -1,0 +1,261 @@
+"""The search page: a query box, filters in the sidebar, results per document."""
+
+from __future__ import annotations
+
+import mimetypes
+import time
+from datetime import date
+from pathlib import Path
+
+import streamlit as st
+from sqlalchemy.orm import Session
+
+from search.catalog import repository as repo
+from search.grouping import DocumentResult, group_hits
+from search.highlight import highlight_html, snippet
+from ui import params as url
+from ui.resources import runtime, shown_errors
+
+PASSAGES_PER_DOCUMENT = 3
+FILTER_KEYS = ("f_types", "f_tags", "f_tags_mode", "f_path", "f_since", "f_until")
+
+PASSAGE_STYLE = """
+<style>
+.semsearch-passage {border-left: 3px solid #d0d7de; padding: 0.1rem 0 0.1rem 0.8rem;
+  margin: 0.2rem 0 0.4rem 0;}
+.semsearch-passage mark {background: #fff3a3; padding: 0 1px;}
+</style>
+"""
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def facets() -> repo.Facets:
+    with Session(runtime().app.engine) as session:
+        return repo.get_facets(session)
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def indexed_documents() -> int:
+    with Session(runtime().app.engine) as session:
+        return repo.count_documents(session).get("indexed", 0)
+
+
+def _seed_from_url() -> None:
+    """On a session's first run, the widgets start from the URL's parameters."""
+    if "seeded" in st.session_state:
+        return
+    params = {key: st.query_params.get_all(key) for key in st.query_params}
+    state = url.from_query_params(params)
+    st.session_state.update(
+        seeded=True,
+        q=state.query,
+        f_k=state.top_k,
+        f_types=list(state.file_types),
+        f_tags=list(state.tags),
+        f_tags_mode=state.tags_mode,
+        f_path=state.path_prefix,
+        f_since=state.since,
+        f_until=state.until,
+        like=state.like,
+        url_problems=state.problems,
+    )
+
+
+def _clear_filters() -> None:
+    st.session_state.update(
+        f_types=[], f_tags=[], f_tags_mode="any", f_path="", f_since=None, f_until=None
+    )
+
+
+def _more_like(document_id: str, ordinal: int) -> None:
+    st.session_state.like = (document_id, ordinal)
+
+
+def _back_to_search() -> None:
+    st.session_state.like = None
+
+
+def _sidebar(known: repo.Facets) -> None:
+    with st.sidebar:
+        st.header("Filters")
+        selected_types = st.session_state.get("f_types", [])
+        types = sorted(set(known.file_types) | set(selected_types))
+        st.multiselect(
+            "File type",
+            types,
+            key="f_types",
+            format_func=lambda t: f"{t} ({known.file_types.get(t, 0)})",
+            placeholder="All types",
+        )
+        selected_tags = st.session_state.get("f_tags", [])
+        tags = list(known.tags) + [t for t in selected_tags if t not in known.tags]
+        st.multiselect(
+            "Tags",
+            tags,
+            key="f_tags",
+            format_func=lambda t: f"{t} ({known.tags.get(t, 0)})",
+            placeholder="Any tags" if tags else "No tags in the index",
+        )
+        st.radio(
+            "Documents with",
+            ["any", "all"],
+            key="f_tags_mode",
+            format_func=lambda m: f"{m} of the tags",
+            horizontal=True,
+        )
+        st.text_input(
+            "Folder", key="f_path", placeholder="/path/to/folder", help="path prefix"
+        )
+        since_col, until_col = st.columns(2)
+        since_col.date_input("From", key="f_since", value=None, format="YYYY-MM-DD")
+        until_col.date_input("To", key="f_until", value=None, format="YYYY-MM-DD")
+        st.slider("Results", 1, url.MAX_PAGE_TOP_K, key="f_k")
+        st.button("Clear filters", on_click=_clear_filters, width="stretch")
+
+
+def _state() -> url.PageState:
+    s = st.session_state
+    return url.PageState(
+        query=(s.get("q") or "").strip()[: url.MAX_QUERY_CHARS],
+        top_k=int(s.get("f_k") or url.DEFAULT_TOP_K),
+        file_types=tuple(s.get("f_types") or ()),
+        tags=tuple(s.get("f_tags") or ()),
+        tags_mode=s.get("f_tags_mode") or "any",
+        path_prefix=(s.get("f_path") or "").strip(),
+        since=_day(s.get("f_since")),
+        until=_day(s.get("f_until")),
+        like=s.get("like"),
+    )
+
+
+def _day(value: object) -> date | None:
+    return value if isinstance(value, date) else None
+
+
+def _download(result: DocumentResult) -> None:
+    path = Path(result.path)
+    if not path.is_file():
+        st.caption("file not found at its path")
+        return
+    st.download_button(
+        "Download",
+        data=path.read_bytes,
+        file_name=path.name,
+        mime=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+        key=f"download-{result.document_id}",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+def _render(results: list[DocumentResult], query: str) -> None:
+    st.html(PASSAGE_STYLE)
+    for rank, result in enumerate(results, start=1):
+        with st.container(border=True):
+            head, actions = st.columns([5, 1])
+            when = (result.best.metadata.get("date") or "")[:10]
+            details = " · ".join(
+                part
+                for part in (
+                    result.file_type.upper(),
+                    when,
+                    f"score {result.score:.3f}",
+                )
+                if part
+            )
+            head.markdown(
+                f"**{rank}. {_escape(result.title or Path(result.path).name)}**"
+            )
+            head.caption(f"{result.path}  \n{details}")
+            with actions:
+                _download(result)
+            for passage in result.passages:
+                page = f"page {passage.page} · " if passage.page is not None else ""
+                marked = highlight_html(snippet(passage.text, query), query)
+                st.markdown(
+                    f'<div class="semsearch-passage">{marked}</div>',
+                    unsafe_allow_html=True,
+                )
+                info, button = st.columns([5, 1])
+                info.caption(f"{page}passage score {passage.score:.3f}")
+                button.button(
+                    "More like this",
+                    key=f"like-{passage.document_id}-{passage.chunk_ordinal}",
+                    on_click=_more_like,
+                    args=(passage.document_id, passage.chunk_ordinal),
+                    type="tertiary",
+                )
+
+
+def _escape(text: str) -> str:
+    """Markdown-safe text for a title."""
+    return "".join("\\" + c if c in "\\`*_{}[]<>()#+-.!|~$" else c for c in text)
+
+
+def page() -> None:
+    _seed_from_url()
+    for problem in st.session_state.pop("url_problems", ()):
+        st.warning(f"Ignored a link parameter: {problem}")
+    searcher = runtime().searcher
+    _sidebar(facets())
+
+    st.text_input(
+        "Search",
+        key="q",
+        placeholder="Ask a question or type words to find",
+        label_visibility="collapsed",
+        icon=":material/search:",
+    )
+    state = _state()
+    st.query_params.from_dict(url.to_query_params(state))
+
+    if indexed_documents() == 0:
+        st.info(
+            "The index is empty. Add documents on the **Library** page, or run "
+            "`semsearch ingest FOLDER` in a terminal.",
+            icon=":material/info:",
+        )
+        st.page_link(
+            "views/library.py", label="Go to the Library", icon=":material/folder_open:"
+        )
+        return
+
+    filters = state.filters()
+    started = time.perf_counter()
+    if state.like is not None:
+        document_id, ordinal = state.like
+        hits = searcher.more_like(
+            document_id, ordinal, state.top_k * (PASSAGES_PER_DOCUMENT + 1), filters
+        )
+        results = group_hits(hits, PASSAGES_PER_DOCUMENT)[: state.top_k]
+        highlight = ""
+        st.button(
+            "Back to the search", on_click=_back_to_search, icon=":material/arrow_back:"
+        )
+        label = "passages like the one chosen"
+    elif state.query:
+        results = searcher.search_documents(
+            state.query, state.top_k, filters, passages=PASSAGES_PER_DOCUMENT
+        )
+        highlight = state.query
+        label = "documents"
+    else:
+        st.caption(
+            f"{indexed_documents()} documents indexed. Type a query and press Enter."
+        )
+        return
+    elapsed_ms = (time.perf_counter() - started) * 1000
+
+    if not results:
+        if state.filtered:
+            st.info("No documents match these filters. Try dropping some of them.")
+            st.button("Clear filters", on_click=_clear_filters, key="clear-empty")
+        else:
+            st.info("No documents match. Try other words.")
+        return
+    st.caption(f"{len(results)} {label} in {elapsed_ms:.0f} ms")
+    _render(results, highlight)
+
+
+with shown_errors():
+    page()
