@@ -31,7 +31,9 @@ from ingest.documents import LoadedDocument, LoadError
 from ingest.loaders import load
 from ingest.summary import IngestSummary
 from ingest.walk import walk
-from search.app import App
+from search import bm25
+from search.analysis import Analyzer
+from search.app import INDEX_FORMAT, App
 from search.catalog import repository as repo
 from search.catalog.models import Document, DocumentStatus, utcnow
 from search.chunking import chunk_spans
@@ -73,6 +75,7 @@ class _PendingChunk:
     text_hash: str
     row: dict[str, Any]
     payload: dict[str, Any]
+    terms: list[str]
 
 
 @dataclass
@@ -132,8 +135,15 @@ class Ingestor:
         version, so the next ingest re-indexes instead of skipping it.
         """
         s = self.app.settings
-        key = f"{content_hash}:{s.model}:{s.chunk_tokens}:{s.chunk_overlap}"
+        key = (
+            f"{content_hash}:{s.model}:{s.chunk_tokens}:{s.chunk_overlap}"
+            f":{s.language}:index-{INDEX_FORMAT}"
+        )
         return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+    @cached_property
+    def analyzer(self) -> Analyzer:
+        return Analyzer(self.app.settings.language)
 
     @cached_property
     def chunk_tokens(self) -> int:
@@ -239,6 +249,7 @@ class Ingestor:
             for span in spans:
                 text = segment.text[span.start : span.end]
                 text_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+                terms = self.analyzer.terms(text)
                 ordinal = document.chunk_count
                 row = {
                     "ordinal": ordinal,
@@ -247,6 +258,7 @@ class Ingestor:
                     "page": segment.page,
                     "token_count": span.token_count,
                     "text_hash": text_hash,
+                    "term_count": len(terms),
                 }
                 document.chunk_count += 1
                 payload = {
@@ -267,6 +279,7 @@ class Ingestor:
                         text_hash,
                         row,
                         payload,
+                        terms,
                     )
                 )
                 # A huge document is written in bounded pieces; its new
@@ -288,11 +301,13 @@ class Ingestor:
         vectors = self._embeddings(
             [p.text_hash for p in pending], [p.text for p in pending], summary
         )
+        average_terms = self._average_terms(pending)
         points = [
             Point(
                 id=point_id(p.document_id, p.version, p.ordinal),
                 vector=vectors[p.text_hash],
                 payload=p.payload,
+                sparse=bm25.document_vector(p.terms, average_terms),
             )
             for p in pending
         ]
@@ -316,6 +331,19 @@ class Ingestor:
             ]
             repo.add_chunks(session, rows)
             session.commit()
+
+    def _average_terms(self, pending: list[_PendingChunk]) -> float:
+        """BM25's average chunk length: the index's, or this batch's at first.
+
+        Taken from the catalog's active chunks at each batch, so that it
+        follows the collection as it grows (weights already written keep the
+        average of their time; it moves little once there are many chunks).
+        """
+        with Session(self.engine) as session:
+            known = repo.get_average_terms(session)
+        if known is not None:
+            return known
+        return max(1.0, sum(len(p.terms) for p in pending) / max(len(pending), 1))
 
     def _embeddings(
         self, hashes: list[str], texts: list[str], summary: IngestSummary

@@ -19,12 +19,14 @@ if TYPE_CHECKING:
         SemsearchError,
     )
     from search.filters import SearchFilters
+    from search.grouping import DocumentResult
     from search.models import DEFAULT_MODEL
     from search.retrieval import Hit, Searcher, search
     from search.similarity import cos_sim, dot_score, semantic_search
 
 _EXPORTS = {
     "DEFAULT_MODEL": "search.models",
+    "DocumentResult": "search.grouping",
     "EncodeStats": "search.encoder",
     "Encoder": "search.encoder",
     "EncoderEmbeddings": "search.adapters",
@@ -43,6 +45,7 @@ _EXPORTS = {
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DocumentResult",
     "EncodeStats",
     "Encoder",
     "EncoderEmbeddings",

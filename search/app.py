@@ -37,10 +37,16 @@ INDEXED_FIELDS = {
 }
 
 
+# What a collection's points hold; a new format gets new collections and new
+# document versions, so the next ingest rebuilds the index (embeddings come
+# from the cache). 2: a BM25 sparse vector beside the dense one.
+INDEX_FORMAT = 2
+
+
 def collection_name(model: str) -> str:
     """One collection per model: a new model never mixes with the old vectors."""
     slug = re.sub(r"[^a-z0-9]+", "-", Path(model).name.lower()).strip("-")
-    return f"chunks-{slug or 'model'}"
+    return f"chunks-{slug or 'model'}-v{INDEX_FORMAT}"
 
 
 class App:
@@ -97,7 +103,9 @@ class App:
             raise
 
     def ensure_collection(self) -> None:
-        spec = CollectionSpec(dimension=self.encoder.dimension, indexes=INDEXED_FIELDS)
+        spec = CollectionSpec(
+            dimension=self.encoder.dimension, indexes=INDEXED_FIELDS, sparse=True
+        )
         self.store.create_collection(self.collection, spec)
 
     def read_owner(self) -> dict[str, Any] | None:

@@ -37,3 +37,46 @@ def ndcg_at_k(qrels: Qrels, run: Run, k: int = 10) -> float:
         )
         per_query.append(dcg / ideal)
     return sum(per_query) / len(per_query) if per_query else 0.0
+
+
+def mrr_at_k(qrels: Qrels, run: Run, k: int = 10) -> float:
+    """Mean reciprocal rank of the first relevant document in the top ``k``."""
+    per_query = []
+    for query_id, judged in _judged(qrels):
+        top = ranked(run.get(query_id, {}))[:k]
+        first = next((r for r, d in enumerate(top) if judged.get(d, 0) > 0), None)
+        per_query.append(0.0 if first is None else 1 / (first + 1))
+    return _mean(per_query)
+
+
+def recall_at_k(qrels: Qrels, run: Run, k: int = 100) -> float:
+    """Mean share of each query's relevant documents found in its top ``k``."""
+    per_query = []
+    for query_id, judged in _judged(qrels):
+        relevant = {d for d, g in judged.items() if g > 0}
+        top = set(ranked(run.get(query_id, {}))[:k])
+        per_query.append(len(relevant & top) / len(relevant))
+    return _mean(per_query)
+
+
+def average_precision(qrels: Qrels, run: Run) -> float:
+    """MAP: mean over queries of precision at each relevant document's rank,
+    over the whole run given, divided by the number of relevant documents."""
+    per_query = []
+    for query_id, judged in _judged(qrels):
+        relevant = {d for d, g in judged.items() if g > 0}
+        found, total = 0, 0.0
+        for rank, doc_id in enumerate(ranked(run.get(query_id, {})), start=1):
+            if doc_id in relevant:
+                found += 1
+                total += found / rank
+        per_query.append(total / len(relevant))
+    return _mean(per_query)
+
+
+def _judged(qrels: Qrels) -> list[tuple[str, Mapping[str, int]]]:
+    return [(q, j) for q, j in qrels.items() if any(g > 0 for g in j.values())]
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +22,8 @@ import numpy.typing as npt
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from search import bm25
+from search.analysis import Analyzer
 from search.catalog import repository as repo
 from search.errors import InvalidInputError
 from search.filters import Principal, SearchFilters, build_filter
@@ -27,6 +31,7 @@ from search.grouping import DocumentResult, group_hits
 from search.stores.base import (
     Condition,
     Filter,
+    Fusion,
     MatchAny,
     ScoredPoint,
     VectorStore,
@@ -74,16 +79,57 @@ class Hit:
         }
 
 
+class Mode(StrEnum):
+    """How chunks are ranked: by meaning, by words, or both fused."""
+
+    DENSE = "dense"
+    KEYWORD = "keyword"
+    HYBRID = "hybrid"
+
+
+#: The default ranking: bench/eval.py and `semsearch eval` measure the modes.
+DEFAULT_MODE = Mode.HYBRID
+#: Candidates each side of a hybrid query brings to the fusion: at least
+#: this many, so that pages of the first results fuse the same lists (pages
+#: stay stable up to this depth), and twice the wanted depth beyond it.
+HYBRID_PREFETCH = 200
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A mode and its fusion settings (the last two apply to hybrid only)."""
+
+    mode: Mode = DEFAULT_MODE
+    fusion: Fusion = Fusion.RRF
+    rrf_k: int = 60
+
+    @classmethod
+    def of(cls, mode: str | Mode | None, **options: Any) -> Ranking:
+        try:
+            return cls(Mode(mode or DEFAULT_MODE), **options)
+        except ValueError:
+            known = ", ".join(m.value for m in Mode)
+            raise InvalidInputError(
+                f"unknown ranking mode {mode!r}; use one of {known}"
+            ) from None
+
+
 class Searcher:
-    """Dense search over one collection, filtered, joined with the catalog."""
+    """Dense, keyword or hybrid search over one collection, joined with the catalog."""
 
     def __init__(
-        self, encoder: Encoder, store: VectorStore, engine: Engine, collection: str
+        self,
+        encoder: Encoder,
+        store: VectorStore,
+        engine: Engine,
+        collection: str,
+        analyzer: Analyzer | None = None,
     ) -> None:
         self.encoder = encoder
         self.store = store
         self.engine = engine
         self.collection = collection
+        self.analyzer = analyzer or Analyzer()
         # Later pages and repeated queries skip the model (about 15 ms a query
         # on a 2-core CPU, most of a search's time).
         self._query_vectors: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
@@ -91,7 +137,13 @@ class Searcher:
 
     @classmethod
     def for_app(cls, app: App) -> Searcher:
-        return cls(app.encoder, app.store, app.engine, app.collection)
+        return cls(
+            app.encoder,
+            app.store,
+            app.engine,
+            app.collection,
+            Analyzer(app.settings.language),
+        )
 
     def search(
         self,
@@ -100,18 +152,38 @@ class Searcher:
         filters: SearchFilters | None = None,
         offset: int = 0,
         principal: Principal | None = None,
+        mode: str | Mode | Ranking | None = None,
     ) -> list[Hit]:
-        """The ``top_k`` best chunks for ``query`` after ``offset``, best first."""
+        """The ``top_k`` best chunks for ``query`` after ``offset``, best first.
+
+        ``mode``: dense (by meaning), keyword (BM25) or hybrid (both, fused;
+        the default), or a :class:`Ranking` with fusion settings.
+        """
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("the query is empty")
         _check_top_k(top_k)
         if offset < 0:
             raise InvalidInputError("offset must not be negative")
+        ranking = mode if isinstance(mode, Ranking) else Ranking.of(mode)
         store_filter = build_filter(filters, principal)
         if not self.store.collection_exists(self.collection):
             return []
-        return self._search_vector(
-            self._query_vector(query), top_k, offset, store_filter
+        fetch = self._fetcher(query, ranking, store_filter)
+        if fetch is None:
+            return []
+        return self._collect(fetch, top_k, offset)
+
+    def _fetcher(
+        self, query: str, ranking: Ranking, store_filter: Filter
+    ) -> Callable[[int], list[ScoredPoint]] | None:
+        return fetcher(
+            self.store,
+            self.collection,
+            self.analyzer,
+            self._query_vector,
+            query,
+            ranking,
+            store_filter,
         )
 
     def search_documents(
@@ -121,19 +193,26 @@ class Searcher:
         filters: SearchFilters | None = None,
         principal: Principal | None = None,
         passages: int = 3,
+        offset: int = 0,
+        mode: str | Mode | Ranking | None = None,
     ) -> list[DocumentResult]:
-        """The ``top_k`` best documents for ``query``, each with its best passages.
+        """Documents ``offset`` to ``offset + top_k`` for ``query``, best first.
 
-        Enough chunks are fetched for ``top_k`` documents of ``passages``
-        chunks each; fewer documents come back only when fewer match.
+        Each comes with its best ``passages`` chunks; a document ranks by its
+        best chunk. Every page is cut from one chunk ranking fetched from the
+        top, so pages are disjoint and in order; fewer documents come back
+        only when fewer match (or past ``MAX_TOP_K`` chunks).
         """
         _check_top_k(top_k)
-        limit = min(MAX_TOP_K, top_k * (passages + 1))
+        if offset < 0:
+            raise InvalidInputError("offset must not be negative")
+        wanted = offset + top_k
+        limit = min(MAX_TOP_K, wanted * (passages + 1))
         while True:
-            hits = self.search(query, limit, filters, principal=principal)
+            hits = self.search(query, limit, filters, principal=principal, mode=mode)
             documents = group_hits(hits, passages)
-            if len(documents) >= top_k or len(hits) < limit or limit == MAX_TOP_K:
-                return documents[:top_k]
+            if len(documents) >= wanted or len(hits) < limit or limit == MAX_TOP_K:
+                return documents[offset:wanted]
             limit = min(MAX_TOP_K, limit * 2)
 
     def more_like(
@@ -166,12 +245,33 @@ class Searcher:
         offset: int,
         store_filter: Filter,
     ) -> list[Hit]:
+        return self._collect(
+            lambda limit: self.store.search(
+                self.collection, vector, limit, store_filter
+            ),
+            top_k,
+            offset,
+        )
+
+    def _collect(
+        self, fetch: Callable[[int], list[ScoredPoint]], top_k: int, offset: int
+    ) -> list[Hit]:
+        """Hits ``offset`` to ``offset + top_k`` of active versions only.
+
+        Always fetched from the first rank and ties ordered by point id, so
+        that a page is a slice of one ranking, whichever page is asked for.
+        """
         wanted = offset + top_k
         limit = wanted + 8
         while True:
-            points = self.store.search(self.collection, vector, limit, store_filter)
+            points = sorted(fetch(limit), key=lambda p: (-p.score, p.id))
+            complete = len(points) < limit or limit >= 16 * MAX_TOP_K
+            if not complete:
+                # Points tied with the last one may have equals beyond the
+                # limit, which a deeper fetch could rank first: they wait.
+                points = [p for p in points if p.score > points[-1].score]
             hits = self._active_hits(points)
-            if len(hits) >= wanted or len(points) < limit:
+            if len(hits) >= wanted or complete:
                 return hits[offset:wanted]
             limit *= 2
 
@@ -242,6 +342,44 @@ class Searcher:
         return hits
 
 
+def fetcher(
+    store: VectorStore,
+    collection: str,
+    analyzer: Analyzer,
+    encode: Callable[[str], npt.NDArray[np.float32]],
+    query: str,
+    ranking: Ranking,
+    store_filter: Filter | None = None,
+) -> Callable[[int], list[ScoredPoint]] | None:
+    """The store query that ``ranking`` makes of ``query``, given a depth.
+
+    None when nothing can match: a keyword query of stop words only. A hybrid
+    query without keyword terms is a dense one.
+    """
+    terms = analyzer.terms(query) if ranking.mode is not Mode.DENSE else []
+    if ranking.mode is Mode.KEYWORD:
+        if not terms:
+            return None
+        sparse = bm25.query_vector(terms)
+        return lambda limit: store.search_sparse(
+            collection, sparse, limit, store_filter
+        )
+    vector = encode(query)
+    if ranking.mode is Mode.DENSE or not terms:
+        return lambda limit: store.search(collection, vector, limit, store_filter)
+    sparse = bm25.query_vector(terms)
+    return lambda limit: store.search_hybrid(
+        collection,
+        vector,
+        sparse,
+        limit,
+        store_filter,
+        fusion=ranking.fusion,
+        rrf_k=ranking.rrf_k,
+        prefetch=max(HYBRID_PREFETCH, 2 * limit),
+    )
+
+
 _default: Searcher | None = None
 _default_app: App | None = None
 _default_lock = threading.Lock()
@@ -252,6 +390,7 @@ def search(
     top_k: int = 10,
     filters: SearchFilters | None = None,
     offset: int = 0,
+    mode: str | Mode | Ranking | None = None,
 ) -> list[Hit]:
     """Search the index the environment's settings select (``SEMSEARCH_*``).
 
@@ -266,7 +405,7 @@ def search(
 
             _default_app = App(role="search")
             _default = Searcher.for_app(_default_app)
-    return _default.search(query, top_k, filters, offset)
+    return _default.search(query, top_k, filters, offset, mode=mode)
 
 
 def close_default() -> None:

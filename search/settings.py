@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(
         32, ge=0, validation_alias=_env("SEMSEARCH_CHUNK_OVERLAP", "chunk_overlap")
     )
+    language: str = Field(
+        "english",
+        validation_alias=_env("SEMSEARCH_LANGUAGE", "language"),
+        description="stemmer and stop words of keyword search (Snowball names)",
+    )
     hnsw_threshold: int = Field(
         20_000,
         ge=1,

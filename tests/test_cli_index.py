@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE_PASSAGES, TinyModelFactory
 
+from search.catalog.engine import head_revision
 from search.cli.main import main
 
 
@@ -109,6 +110,9 @@ def test_db_commands(env: dict[str, str], capsys: pytest.CaptureFixture[str]) ->
     assert code == 0
     assert out.startswith("base")
     code, out, _ = run(["db", "upgrade"], capsys)
+    assert code == 0
+    assert head_revision() in out
+    code, out, _ = run(["db", "downgrade", "0001"], capsys)
     assert code == 0
     assert "0001" in out
     code, out, _ = run(["db", "downgrade", "base"], capsys)

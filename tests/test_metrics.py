@@ -8,7 +8,7 @@ import random
 import pytest
 import pytrec_eval
 
-from search.metrics import ndcg_at_k
+from search.metrics import average_precision, mrr_at_k, ndcg_at_k, ranked, recall_at_k
 
 
 def test_hand_computed_example() -> None:
@@ -43,3 +43,51 @@ def test_agrees_with_trec_eval(seed: int) -> None:
     per_query = evaluator.evaluate(run)
     expected = sum(v["ndcg_cut_10"] for v in per_query.values()) / len(per_query)
     assert ndcg_at_k(qrels, run, k=10) == pytest.approx(expected, abs=1e-9)
+
+
+def _random_case(
+    seed: int,
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, float]]]:
+    rng = random.Random(seed)
+    docs = [f"d{i}" for i in range(200)]
+    qrels = {
+        f"q{q}": {
+            d: rng.choice([0, 1, 1, 2]) for d in rng.sample(docs, rng.randint(1, 8))
+        }
+        for q in range(40)
+    }
+    run = {q: {d: round(rng.random(), 2) for d in rng.sample(docs, 120)} for q in qrels}
+    return qrels, run
+
+
+def _trec(qrels: object, run: object, measure: str, key: str) -> float:
+    per_query = pytrec_eval.RelevanceEvaluator(qrels, {measure}).evaluate(run)
+    judged = [q for q, j in qrels.items() if any(g > 0 for g in j.values())]  # type: ignore[attr-defined]
+    return sum(per_query[q][key] for q in judged) / len(judged)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mrr_recall_and_map_agree_with_trec_eval(seed: int) -> None:
+    qrels, run = _random_case(seed)
+    # trec_eval's reciprocal rank looks at the whole run: give it the top 10.
+    top10 = {
+        q: {d: scores[d] for d in ranked(scores)[:10]} for q, scores in run.items()
+    }
+    assert mrr_at_k(qrels, run, 10) == pytest.approx(
+        _trec(qrels, top10, "recip_rank", "recip_rank"), abs=1e-9
+    )
+    assert recall_at_k(qrels, run, 100) == pytest.approx(
+        _trec(qrels, run, "recall.100", "recall_100"), abs=1e-9
+    )
+    assert average_precision(qrels, run) == pytest.approx(
+        _trec(qrels, run, "map", "map"), abs=1e-9
+    )
+
+
+def test_mrr_recall_map_by_hand() -> None:
+    qrels = {"q": {"a": 1, "b": 1, "c": 0}}
+    run = {"q": {"x": 0.9, "a": 0.8, "y": 0.7, "b": 0.6, "c": 0.5}}
+    assert mrr_at_k(qrels, run, 10) == pytest.approx(1 / 2)
+    assert mrr_at_k(qrels, run, 1) == 0.0
+    assert recall_at_k(qrels, run, 2) == pytest.approx(1 / 2)
+    assert average_precision(qrels, run) == pytest.approx((1 / 2 + 2 / 4) / 2)

@@ -99,6 +99,8 @@ class Chunk(Base):
     page: Mapped[int | None] = mapped_column(Integer)
     token_count: Mapped[int] = mapped_column(Integer)
     text_hash: Mapped[str] = mapped_column(String(64))
+    # Keyword terms (search.analysis) in the chunk; None before revision 0002.
+    term_count: Mapped[int | None] = mapped_column(Integer)
 
     document: Mapped[Document] = relationship(back_populates="chunks")
 

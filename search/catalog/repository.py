@@ -277,3 +277,14 @@ def delete_document(session: Session, document_id: str) -> bool:
         return False
     session.delete(document)
     return True
+
+
+def get_average_terms(session: Session) -> float | None:
+    """The mean keyword-term count of active chunks (BM25's avgdl), if known."""
+    query = (
+        select(func.avg(Chunk.term_count))
+        .join(Document, Document.id == Chunk.document_id)
+        .where(Chunk.version == Document.active_version, Chunk.term_count.is_not(None))
+    )
+    value = session.scalar(query)
+    return float(value) if value is not None else None

@@ -14,7 +14,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "search",
         help="search the index",
-        description="Search the indexed documents by meaning.",
+        description="Search the indexed documents by meaning and by words.",
     )
     parser.add_argument("query")
     parser.add_argument("-k", "--top-k", type=int, default=10, help="default: 10")
@@ -32,6 +32,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--group", action="append", default=[], help="access group")
     parser.add_argument("--since", type=_date, help="on or after YYYY-MM-DD")
     parser.add_argument("--until", type=_date, help="on or before YYYY-MM-DD")
+    parser.add_argument(
+        "--mode",
+        choices=("dense", "keyword", "hybrid"),
+        default=None,
+        help="ranking: by meaning, by words (BM25), or both fused (default hybrid)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON list of hits")
     parser.set_defaults(handler=run)
 
@@ -49,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from search.filters import SearchFilters
+    from search.highlight import snippet
     from search.retrieval import Searcher
 
     path_prefix = str(Path(args.path).expanduser().absolute()) if args.path else None
@@ -65,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("--top-k must be at least 1")
     app = open_app(args)
     try:
-        searcher = Searcher(app.encoder, app.store, app.engine, app.collection)
-        hits = searcher.search(args.query, args.top_k, filters, offset=args.offset)
+        searcher = Searcher.for_app(app)
+        hits = searcher.search(
+            args.query, args.top_k, filters, offset=args.offset, mode=args.mode
+        )
         empty_index = not hits and not (
             app.store.collection_exists(app.collection)
             and app.store.count(app.collection) > 0
@@ -86,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
     for rank, hit in enumerate(hits, start=args.offset + 1):
         page = f", page {hit.page}" if hit.page else ""
         print(f"{rank:>3}. {hit.score:.3f}  {hit.title}  ({hit.path}{page})")
-        snippet = " ".join(hit.text.split())
-        print(f"     {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+        print(f"     {snippet(hit.text, args.query, 300)}")
     return 0
 
 

@@ -69,7 +69,13 @@ def run(args: argparse.Namespace) -> int:
         f"semsearch UI on http://{args.host}:{args.port} (Ctrl-C stops it)",
         file=sys.stderr,
     )
+    command = streamlit_command(args)
+    if os.name == "posix":
+        # Streamlit takes this process's place, so that a signal meant for
+        # `semsearch ui` (Ctrl-C, a service manager's SIGTERM) reaches it.
+        sys.stderr.flush()
+        os.execve(command[0], command, environment)
     try:
-        return subprocess.call(streamlit_command(args), env=environment)
+        return subprocess.call(command, env=environment)
     except KeyboardInterrupt:
         return 0

@@ -10,6 +10,7 @@ they refuse the same inputs with the same messages.
 from __future__ import annotations
 
 import importlib
+import math
 import re
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -19,15 +20,18 @@ import numpy.typing as npt
 
 from search.errors import InvalidInputError
 from search.stores.base import (
+    SPARSE_VECTOR,
     CollectionSpec,
     Condition,
     FieldType,
     Filter,
+    Fusion,
     MatchAll,
     MatchAny,
     Point,
     Range,
     ScoredPoint,
+    SparseVector,
     VectorStore,
 )
 
@@ -36,17 +40,20 @@ if TYPE_CHECKING:
     from search.stores.server import ServerStore
 
 __all__ = [
+    "SPARSE_VECTOR",
     "CollectionSpec",
     "Condition",
     "EdgeStore",
     "FieldType",
     "Filter",
+    "Fusion",
     "MatchAll",
     "MatchAny",
     "Point",
     "Range",
     "ScoredPoint",
     "ServerStore",
+    "SparseVector",
     "VectorStore",
 ]
 
@@ -107,3 +114,16 @@ def match_values(condition: MatchAny | MatchAll) -> list[str] | list[int]:
     raise InvalidInputError(
         f"{condition.key}: match values must be all strings or all integers"
     )
+
+
+def sparse_values(vector: SparseVector) -> tuple[list[int], list[float]]:
+    """A sparse vector's indices and values, checked: distinct 32-bit ids, finite."""
+    indices = list(vector.indices)
+    if len(set(indices)) != len(indices):
+        raise InvalidInputError("a sparse vector's indices must be distinct")
+    if any(not 0 <= i < 2**32 for i in indices):
+        raise InvalidInputError("sparse vector indices must be 32-bit unsigned")
+    values = [float(v) for v in vector.values]
+    if not all(math.isfinite(v) for v in values):
+        raise InvalidInputError("sparse vector values must be finite")
+    return indices, values

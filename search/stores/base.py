@@ -1,9 +1,11 @@
 """The vector store interface: one small vocabulary, two implementations.
 
-A *collection* holds *points*: an id (a UUID string), one dense vector and a
-*payload* (a JSON object). Filters are plain values built from the conditions
-below, translated by each implementation into its engine's filter. Scores are
-cosine similarities (collections are created with the cosine distance).
+A *collection* holds *points*: an id (a UUID string), one dense vector,
+optionally a sparse (BM25) vector, and a *payload* (a JSON object). Filters
+are plain values built from the conditions below, translated by each
+implementation into its engine's filter. Dense scores are cosine similarities
+(collections are created with the cosine distance); sparse scores are
+IDF-weighted dot products; fused scores are the fusion's.
 
 Implementations: :mod:`search.stores.edge` (qdrant-edge-py, in-process, the
 embedded default) and :mod:`search.stores.server` (qdrant-client, a Qdrant
@@ -32,11 +34,40 @@ class FieldType(Enum):
     INTEGER = "integer"
 
 
+#: The name of the sparse (BM25) vector in a collection made with ``sparse``.
+SPARSE_VECTOR = "bm25"
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Term ids (sorted, distinct) and their weights."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.indices) != len(self.values):
+            raise ValueError("a sparse vector needs one value per index")
+
+
+class Fusion(Enum):
+    """How a hybrid query merges its dense and sparse candidate lists.
+
+    ``RRF``: reciprocal rank fusion, sum of 1 / (k + rank) with ranks from 0
+    (Qdrant's convention). ``DBSF``: distribution-based score fusion, each
+    list's scores normalized by their mean and 3 standard deviations, summed.
+    """
+
+    RRF = "rrf"
+    DBSF = "dbsf"
+
+
 @dataclass(frozen=True)
 class Point:
     id: str
     vector: npt.NDArray[np.float32]
     payload: Payload
+    sparse: SparseVector | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +122,8 @@ class CollectionSpec:
 
     dimension: int
     indexes: Mapping[str, FieldType] = field(default_factory=dict)
+    #: Also a sparse vector (``SPARSE_VECTOR``) with Qdrant's IDF modifier.
+    sparse: bool = False
 
 
 class VectorStore(Protocol):
@@ -119,6 +152,38 @@ class VectorStore(Protocol):
         offset: int = 0,
     ) -> list[ScoredPoint]:
         """The ``top_k`` points closest to ``vector`` after ``offset``, best first."""
+
+    def search_sparse(
+        self,
+        name: str,
+        vector: SparseVector,
+        top_k: int,
+        filter: Filter | None = None,
+        offset: int = 0,
+    ) -> list[ScoredPoint]:
+        """The ``top_k`` points of highest IDF-weighted dot product with ``vector``."""
+
+    def search_hybrid(
+        self,
+        name: str,
+        dense: npt.NDArray[np.float32],
+        sparse: SparseVector,
+        top_k: int,
+        filter: Filter | None = None,
+        offset: int = 0,
+        *,
+        fusion: Fusion = Fusion.RRF,
+        rrf_k: int = 60,
+        prefetch: int,
+    ) -> list[ScoredPoint]:
+        """One query: ``prefetch`` dense and ``prefetch`` sparse candidates, fused.
+
+        Both candidate lists are filtered; the fused list is cut to ``top_k``
+        after ``offset``.
+        """
+
+    def has_sparse(self, name: str) -> bool:
+        """Whether ``name`` was made with a sparse vector."""
 
     def count(self, name: str, filter: Filter | None = None) -> int: ...
 

@@ -42,23 +42,32 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import qdrant_edge as qe
 
 from search.errors import InvalidInputError, SemsearchError, StoreLockedError
-from search.stores import check_name, match_values, point_id, vector_values
+from search.stores import (
+    check_name,
+    match_values,
+    point_id,
+    sparse_values,
+    vector_values,
+)
 from search.stores.base import (
+    SPARSE_VECTOR,
     CollectionSpec,
     Condition,
     FieldType,
     Filter,
+    Fusion,
     MatchAll,
     MatchAny,
     Point,
     ScoredPoint,
+    SparseVector,
 )
 
 if TYPE_CHECKING:
@@ -73,10 +82,12 @@ SPEC_FILE = "collection.json"
 UPDATE_BATCH = 1024
 HNSW_M = 16
 HNSW_EF_CONSTRUCT = 100
-# Candidates kept per HNSW search. bench/query.py, 200k real 384-d points:
-# recall@10 0.988 at 128 and 1.000 at 256 unfiltered (p95 3.8 ms); a filter
-# matching ~7% of the points reached 0.988 at 256 and 0.993 at 512.
-HNSW_EF = 256
+# Candidates kept per HNSW search. bench/query.py, 200k real 384-d points,
+# ef sweeps on two builds: recall@10 0.986-0.990 at 128, 0.994-0.996 at 192,
+# 0.997-1.000 at 256 unfiltered (p50 1.2-1.6, 1.8-2.0, 2.2-2.3 ms); a filter
+# matching ~7% of the points reached 0.97 at 128, 0.98 at 256, 0.99 at 512.
+# ef_construct 200 instead of 100 built 1.7x slower for no better recall.
+HNSW_EF = 192
 HNSW_EF_FILTERED = 512
 _SCHEMAS = {
     FieldType.KEYWORD: qe.PayloadSchemaType.Keyword,
@@ -195,7 +206,7 @@ class EdgeStore:
 
             # A folder without a spec file is a create that did not finish.
             shutil.rmtree(folder, ignore_errors=True)
-            config = _config(spec.dimension, self._hnsw_threshold)
+            config = _config(spec.dimension, self._hnsw_threshold, spec.sparse)
             shard = _open_shard(folder / "shard-0", config)
             for key, field_type in spec.indexes.items():
                 op = qe.UpdateOperation.create_field_index(key, _SCHEMAS[field_type])
@@ -226,11 +237,7 @@ class EdgeStore:
         May start an index build (module docstring), without waiting for it.
         """
         coll = self._get(name)
-        dimension = coll.spec.dimension
-        edge_points = [
-            qe.Point(point_id(p.id), vector_values(p.vector, dimension), p.payload)
-            for p in points
-        ]
+        edge_points = [_edge_point(p, coll.spec) for p in points]
         coll.apply(
             [qe.UpdateOperation.upsert_points(batch) for batch in _batches(edge_points)]
         )
@@ -277,6 +284,69 @@ class EdgeStore:
         )
         hits = coll.read(lambda shard: shard.query(request))
         return [ScoredPoint(str(h.id), h.score, h.payload or {}) for h in hits]
+
+    def search_sparse(
+        self,
+        name: str,
+        vector: SparseVector,
+        top_k: int,
+        filter: Filter | None = None,
+        offset: int = 0,
+    ) -> list[ScoredPoint]:
+        """The ``top_k`` points of highest IDF-weighted dot product with ``vector``."""
+        _check_page(top_k, offset)
+        coll = self._get_sparse(name)
+        request = qe.QueryRequest(
+            limit=top_k,
+            offset=offset,
+            query=_sparse_query(vector),
+            filter=edge_filter_of(filter),
+            with_payload=True,
+        )
+        return _scored(coll.read(lambda shard: shard.query(request)))
+
+    def search_hybrid(
+        self,
+        name: str,
+        dense: npt.NDArray[np.float32],
+        sparse: SparseVector,
+        top_k: int,
+        filter: Filter | None = None,
+        offset: int = 0,
+        *,
+        fusion: Fusion = Fusion.RRF,
+        rrf_k: int = 60,
+        prefetch: int,
+    ) -> list[ScoredPoint]:
+        """One query: dense and sparse candidates, filtered, fused (RRF or DBSF)."""
+        _check_page(top_k, offset)
+        if prefetch < 1 or rrf_k < 1:
+            raise InvalidInputError("prefetch and rrf_k must be at least 1")
+        coll = self._get_sparse(name)
+        edge_filter = edge_filter_of(filter)
+        ef = self.hnsw_ef_filtered if edge_filter is not None else self.hnsw_ef
+        prefetches = [
+            qe.Prefetch(
+                limit=prefetch,
+                query=qe.Query.Nearest(vector_values(dense, coll.spec.dimension)),
+                filter=edge_filter,
+                params=qe.SearchParams(hnsw_ef=max(ef, prefetch)),
+            ),
+            qe.Prefetch(
+                limit=prefetch, query=_sparse_query(sparse), filter=edge_filter
+            ),
+        ]
+        request = qe.QueryRequest(
+            limit=top_k,
+            offset=offset,
+            prefetches=prefetches,
+            query=_fusion(fusion, rrf_k),
+            with_payload=True,
+        )
+        return _scored(coll.read(lambda shard: shard.query(request)))
+
+    def has_sparse(self, name: str) -> bool:
+        return self._get(name).spec.sparse
 
     def count(self, name: str, filter: Filter | None = None) -> int:
         request = qe.CountRequest(exact=True, filter=edge_filter_of(filter))
@@ -353,6 +423,14 @@ class EdgeStore:
         for coll in collections:
             coll.close()
 
+    def _get_sparse(self, name: str) -> _Collection:
+        coll = self._get(name)
+        if not coll.spec.sparse:
+            raise InvalidInputError(
+                f"collection {name} has no keyword index (it was made without one)"
+            )
+        return coll
+
     def _get(self, name: str) -> _Collection:
         with self._registry:
             coll = self._collections.get(name)
@@ -366,6 +444,11 @@ class EdgeStore:
                 f"collection {coll.name} exists with dimension "
                 f"{coll.spec.dimension}, not {spec.dimension}"
             )
+        if spec.sparse and not coll.spec.sparse:
+            raise InvalidInputError(
+                f"collection {coll.name} exists without a sparse vector; "
+                "a new collection is needed for keyword search"
+            )
         if any(coll.spec.indexes.get(k, t) != t for k, t in spec.indexes.items()):
             raise InvalidInputError(f"{coll.name}: a field changes its index type")
         new = {k: t for k, t in spec.indexes.items() if k not in coll.spec.indexes}
@@ -376,7 +459,9 @@ class EdgeStore:
             ]
             coll.apply(ops)
             with coll.write_lock:
-                coll.spec = CollectionSpec(spec.dimension, {**coll.spec.indexes, **new})
+                coll.spec = CollectionSpec(
+                    spec.dimension, {**coll.spec.indexes, **new}, coll.spec.sparse
+                )
                 _write_spec(coll.folder, coll.spec, coll.generation)
 
 
@@ -389,7 +474,7 @@ def _open(folder: Path) -> _Collection:
     coll = _Collection(
         folder.name,
         folder,
-        CollectionSpec(data["dimension"], indexes),
+        CollectionSpec(data["dimension"], indexes, bool(data.get("sparse", False))),
         data["shard"],
         _open_shard(folder / f"shard-{data['shard']}"),
     )
@@ -485,12 +570,17 @@ def _swap(coll: _Collection, target: Path) -> int:
     return len(journal)
 
 
-def _config(dimension: int, hnsw_threshold: int) -> qe.EdgeConfig:
+def _config(dimension: int, hnsw_threshold: int, sparse: bool) -> qe.EdgeConfig:
     # A segment, or a filter's matches, below this size is scored exactly.
     full_scan_kb = max(1, hnsw_threshold // 2 * dimension * 4 // 1024)
     hnsw = qe.HnswIndexConfig(HNSW_M, HNSW_EF_CONSTRUCT, full_scan_kb)
     return qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine),
+        sparse_vectors={
+            SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
+        }
+        if sparse
+        else None,
         hnsw_config=hnsw,
         # optimize() then indexes every segment; this store decides when to call it.
         optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1),
@@ -516,7 +606,12 @@ def _open_shard(path: Path, create: qe.EdgeConfig | None = None) -> qe.EdgeShard
 
 def _write_spec(folder: Path, spec: CollectionSpec, generation: int) -> None:
     indexes = {key: field_type.value for key, field_type in spec.indexes.items()}
-    data = {"dimension": spec.dimension, "indexes": indexes, "shard": generation}
+    data = {
+        "dimension": spec.dimension,
+        "indexes": indexes,
+        "sparse": spec.sparse,
+        "shard": generation,
+    }
     temporary = folder / f"{SPEC_FILE}.tmp"
     with temporary.open("w", encoding="utf-8") as file:
         json.dump(data, file, indent=2)
@@ -560,3 +655,34 @@ def _conditions(condition: Condition) -> list[ConditionType]:
         return [qe.FieldCondition(key, match=qe.MatchValue(v)) for v in values]
     bounds = qe.RangeFloat(gte=condition.gte, lte=condition.lte)
     return [qe.FieldCondition(key, range=bounds)]
+
+
+def _edge_point(point: Point, spec: CollectionSpec) -> qe.Point:
+    dense = vector_values(point.vector, spec.dimension)
+    if not spec.sparse:
+        return qe.Point(point_id(point.id), dense, point.payload)
+    vectors: dict[str, Any] = {"": dense}
+    if point.sparse is not None and point.sparse.indices:
+        vectors[SPARSE_VECTOR] = qe.SparseVector(*sparse_values(point.sparse))
+    return qe.Point(point_id(point.id), vectors, point.payload)
+
+
+def _sparse_query(vector: SparseVector) -> qe.Query:
+    return qe.Query.Nearest(
+        qe.SparseVector(*sparse_values(vector)), using=SPARSE_VECTOR
+    )
+
+
+def _fusion(fusion: Fusion, rrf_k: int) -> Any:
+    # The stubs type the Rrf and Dbsf classes apart from Fusion, the engine
+    # takes them as its fusion queries.
+    return qe.Fusion.Rrf(k=rrf_k) if fusion is Fusion.RRF else qe.Fusion.Dbsf()
+
+
+def _scored(hits: list[Any]) -> list[ScoredPoint]:
+    return [ScoredPoint(str(h.id), h.score, h.payload or {}) for h in hits]
+
+
+def _check_page(top_k: int, offset: int) -> None:
+    if top_k < 1 or offset < 0:
+        raise InvalidInputError("top_k must be at least 1 and offset at least 0")

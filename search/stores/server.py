@@ -27,16 +27,25 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from search.errors import InvalidInputError, StoreUnavailableError
-from search.stores import check_name, match_values, point_id, vector_values
+from search.stores import (
+    check_name,
+    match_values,
+    point_id,
+    sparse_values,
+    vector_values,
+)
 from search.stores.base import (
+    SPARSE_VECTOR,
     CollectionSpec,
     Condition,
     FieldType,
     Filter,
+    Fusion,
     MatchAll,
     MatchAny,
     Point,
     ScoredPoint,
+    SparseVector,
 )
 
 logger = logging.getLogger(__name__)
@@ -81,6 +90,7 @@ class ServerStore:
         secrets = (options.get("api_key"), urlsplit(str(options.get("url"))).password)
         self._secrets = tuple(s for s in secrets if isinstance(s, str) and s)
         self._dimensions: dict[str, int] = {}
+        self._sparse: dict[str, bool] = {}
 
     @classmethod
     def connect(
@@ -137,6 +147,14 @@ class ServerStore:
                         distance=models.Distance.COSINE,
                         on_disk=self._on_disk,
                     ),
+                    sparse_vectors_config={
+                        SPARSE_VECTOR: models.SparseVectorParams(
+                            index=models.SparseIndexParams(on_disk=self._on_disk),
+                            modifier=models.Modifier.IDF,
+                        )
+                    }
+                    if spec.sparse
+                    else None,
                     shard_number=self._shard_number,
                     replication_factor=self._replication_factor,
                     on_disk_payload=self._on_disk,
@@ -144,6 +162,7 @@ class ServerStore:
                 indexed = set()
                 logger.info("created collection %s on %s", name, self._where)
             self._dimensions[name] = spec.dimension
+            self._sparse[name] = spec.sparse or self._sparse.get(name, False)
 
             for key, field_type in spec.indexes.items():
                 if key not in indexed and not self._local:
@@ -169,10 +188,11 @@ class ServerStore:
         the next.
         """
         dimension = self._dimension(name)
+        sparse = self.has_sparse(name)
         structs = [
             models.PointStruct(
                 id=point_id(p.id),
-                vector=vector_values(p.vector, dimension),
+                vector=_vectors(p, dimension, sparse),
                 payload=p.payload,
             )
             for p in points
@@ -228,6 +248,97 @@ class ServerStore:
         return [
             ScoredPoint(str(p.id), p.score, p.payload or {}) for p in response.points
         ]
+
+    def search_sparse(
+        self,
+        name: str,
+        vector: SparseVector,
+        top_k: int,
+        filter: Filter | None = None,
+        offset: int = 0,
+    ) -> list[ScoredPoint]:
+        """The ``top_k`` points of highest IDF-weighted dot product with ``vector``."""
+        if top_k < 1 or offset < 0:
+            raise InvalidInputError("top_k must be at least 1 and offset at least 0")
+        self._check_sparse(name)
+        with self._errors(name):
+            response = self._client.query_points(
+                name,
+                query=_sparse(vector),
+                using=SPARSE_VECTOR,
+                query_filter=server_filter_of(filter),
+                limit=top_k,
+                offset=offset,
+                with_payload=True,
+            )
+        return _scored(response.points)
+
+    def search_hybrid(
+        self,
+        name: str,
+        dense: npt.NDArray[np.float32],
+        sparse: SparseVector,
+        top_k: int,
+        filter: Filter | None = None,
+        offset: int = 0,
+        *,
+        fusion: Fusion = Fusion.RRF,
+        rrf_k: int = 60,
+        prefetch: int,
+    ) -> list[ScoredPoint]:
+        """One query: dense and sparse candidates, filtered, fused (RRF or DBSF)."""
+        if top_k < 1 or offset < 0:
+            raise InvalidInputError("top_k must be at least 1 and offset at least 0")
+        if prefetch < 1 or rrf_k < 1:
+            raise InvalidInputError("prefetch and rrf_k must be at least 1")
+        self._check_sparse(name)
+        server_filter = server_filter_of(filter)
+        params = (
+            None if self._local else models.SearchParams(hnsw_ef=max(HNSW_EF, prefetch))
+        )
+        fused: models.RrfQuery | models.FusionQuery = (
+            models.RrfQuery(rrf=models.Rrf(k=rrf_k))
+            if fusion is Fusion.RRF
+            else models.FusionQuery(fusion=models.Fusion.DBSF)
+        )
+        with self._errors(name):
+            response = self._client.query_points(
+                name,
+                prefetch=[
+                    models.Prefetch(
+                        query=vector_values(dense, self._dimension(name)),
+                        filter=server_filter,
+                        params=params,
+                        limit=prefetch,
+                    ),
+                    models.Prefetch(
+                        query=_sparse(sparse),
+                        using=SPARSE_VECTOR,
+                        filter=server_filter,
+                        limit=prefetch,
+                    ),
+                ],
+                query=fused,
+                limit=top_k,
+                offset=offset,
+                with_payload=True,
+            )
+        return _scored(response.points)
+
+    def has_sparse(self, name: str) -> bool:
+        if name not in self._sparse:
+            with self._errors(name):
+                info = self._client.get_collection(name)
+            self._sparse[name] = SPARSE_VECTOR in (
+                info.config.params.sparse_vectors or {}
+            )
+        return self._sparse[name]
+
+    def _check_sparse(self, name: str) -> None:
+        if not self.has_sparse(name):
+            raise InvalidInputError(
+                f"collection {name} has no keyword index (it was made without one)"
+            )
 
     def count(self, name: str, filter: Filter | None = None) -> int:
         with self._errors(name):
@@ -294,6 +405,13 @@ class ServerStore:
         if size != spec.dimension:
             raise InvalidInputError(
                 f"collection {name} exists with dimension {size}, not {spec.dimension}"
+            )
+        if spec.sparse and SPARSE_VECTOR not in (
+            info.config.params.sparse_vectors or {}
+        ):
+            raise InvalidInputError(
+                f"collection {name} exists without a sparse vector; "
+                "a new collection is needed for keyword search"
             )
         return set(info.payload_schema)
 
@@ -412,3 +530,22 @@ def _conditions(condition: Condition) -> list[models.Condition]:
         ]
     interval = models.Range(gte=condition.gte, lte=condition.lte)
     return [models.FieldCondition(key=key, range=interval)]
+
+
+def _vectors(point: Point, dimension: int, sparse: bool) -> Any:
+    dense = vector_values(point.vector, dimension)
+    if not sparse:
+        return dense
+    vectors: dict[str, Any] = {"": dense}
+    if point.sparse is not None and point.sparse.indices:
+        vectors[SPARSE_VECTOR] = _sparse(point.sparse)
+    return vectors
+
+
+def _sparse(vector: SparseVector) -> models.SparseVector:
+    indices, values = sparse_values(vector)
+    return models.SparseVector(indices=indices, values=values)
+
+
+def _scored(points: list[models.ScoredPoint]) -> list[ScoredPoint]:
+    return [ScoredPoint(str(p.id), p.score, p.payload or {}) for p in points]

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,7 +97,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
-        log.close()
+            raise
+        finally:
+            log.close()
+        # SIGTERM to `semsearch ui` stops the server itself, not only a parent.
+        with pytest.raises(urllib.error.URLError):
+            urllib.request.urlopen(f"{address}/_stcore/health", timeout=2)
 
 
 @pytest.fixture
