@@ -78,15 +78,24 @@ from threadpoolctl import (  # type: ignore[import-untyped]
 )
 
 from ingest.pipeline import point_id
-from search import Encoder
+from search import Encoder, bm25
+from search.analysis import Analyzer
 from search.app import INDEXED_FIELDS, collection_name
 from search.catalog import repository as repo
 from search.catalog.engine import open_catalog
 from search.catalog.models import Document, DocumentStatus
 from search.filters import PUBLIC, SearchFilters, build_filter, path_prefixes
-from search.retrieval import Searcher
+from search.retrieval import DEFAULT_FUSION, HYBRID_PREFETCH, Searcher
 from search.settings import Settings
-from search.stores.base import CollectionSpec, Filter, MatchAll, MatchAny, Point, Range
+from search.stores.base import (
+    CollectionSpec,
+    Filter,
+    MatchAll,
+    MatchAny,
+    Point,
+    Range,
+    SparseVector,
+)
 from search.stores.edge import EdgeStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,6 +131,8 @@ class Corpus:
     titles: list[str]
     texts: list[str]
     vectors: npt.NDArray[np.float32]
+    # BM25 weights of each abstract, as ingest would write them.
+    sparse: list[SparseVector] = field(default_factory=list)
 
 
 @dataclass
@@ -160,17 +171,21 @@ def load_corpus(folder: Path, encoder: Encoder) -> Corpus:
             texts.append(record["text"])
     slug = re.sub(r"[^a-z0-9]+", "-", Path(encoder.model_name).name.lower())
     cache = CACHE_DIR / f"{folder.name}-{slug.strip('-')}-fp32-corpus.npy"
+    analyzer = Analyzer()
+    terms = [analyzer.terms(f"{t} {x}") for t, x in zip(titles, texts, strict=True)]
+    average = sum(map(len, terms)) / len(terms)
+    sparse = [bm25.document_vector(t, average) for t in terms]
     if cache.exists():
         vectors = np.load(cache)
         if len(vectors) == len(texts):
-            return Corpus(titles, texts, vectors)
+            return Corpus(titles, texts, vectors, sparse)
 
     log.info("encoding %d abstracts once, into %s", len(texts), cache)
     combined = [(t + " " + x).strip() for t, x in zip(titles, texts, strict=True)]
     vectors = encoder.encode(combined, batch_size=32, precision="fp32")
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.save(cache, vectors.astype(np.float32))
-    return Corpus(titles, texts, vectors)
+    return Corpus(titles, texts, vectors, sparse)
 
 
 def load_queries(folder: Path, count: int, encoder: Encoder, top_k: int) -> Queries:
@@ -261,7 +276,8 @@ def make_points(coll: Collection, corpus: Corpus, start: int, stop: int) -> list
             "char_start": offset,
             "char_end": offset + len(text),
         }
-        points.append(Point(coll.ids[i], coll.vectors[i], payload))
+        sparse = corpus.sparse[coll.sources[i]]
+        points.append(Point(coll.ids[i], coll.vectors[i], payload, sparse))
     return points
 
 
@@ -326,6 +342,38 @@ def recall(found: list[list[int]], truth: list[npt.NDArray[np.int64]]) -> float:
         for f, t in zip(found, truth, strict=True)
     ]
     return float(np.mean(shares))
+
+
+def hybrid_store(
+    store: EdgeStore,
+    name: str,
+    queries: Queries,
+    filters: dict[str, Filter],
+    per_filter: dict[str, dict[str, Any]],
+) -> None:
+    """The store's hybrid query (dense + BM25 prefetches, fused), per filter."""
+    analyzer = Analyzer()
+    sparse = [bm25.query_vector(analyzer.terms(t)) for t in queries.texts]
+    warm = [bm25.query_vector(analyzer.terms(t)) for t in queries.warm_texts]
+    for fname, flt in filters.items():
+
+        def hybrid(pair: tuple[Any, SparseVector], flt: Filter = flt) -> Any:
+            return store.search_hybrid(
+                name,
+                pair[0],
+                pair[1],
+                queries.top_k,
+                flt,
+                fusion=DEFAULT_FUSION,
+                prefetch=HYBRID_PREFETCH,
+            )
+
+        ms, _ = timed(
+            hybrid,
+            list(zip(queries.vectors, sparse, strict=True)),
+            list(zip(queries.warm_vectors, warm, strict=True)),
+        )
+        per_filter[fname]["store_hybrid"] = quantiles(ms)
 
 
 def ef_sweep(
@@ -409,6 +457,8 @@ def run_size(
                 found = [[index[hit.id] for hit in page] for page in pages]
                 per_filter[fname][f"store_{label}"] = quantiles(ms)
                 per_filter[fname][f"recall_{label}"] = recall(found, truth[fname])
+            if label == "hnsw":
+                hybrid_store(store, name, queries, filters, per_filter)
         result["ef_sweep"] = ef_sweep(store, name, queries, filters, truth, index, efs)
         known = cast("Encoder", KnownEmbeddings(queries))
         searchers = (
@@ -429,7 +479,9 @@ def load_store(
     """The loaded collection, in a store that builds an index only when told."""
     # Made at the default threshold, which also fixes the exact-search cut-off.
     creator = EdgeStore(root)
-    spec = CollectionSpec(dimension=coll.vectors.shape[1], indexes=INDEXED_FIELDS)
+    spec = CollectionSpec(
+        dimension=coll.vectors.shape[1], indexes=INDEXED_FIELDS, sparse=True
+    )
     creator.create_collection(name, spec)
     creator.close()
 
@@ -469,12 +521,16 @@ def end_to_end(
     one thread.
     """
     default_threads = torch.get_num_threads()
-    runs = [(f, key, default_threads) for f in FILTERS for key in ("e2e", "join")]
+    keys = ("e2e", "join", "e2e_hybrid", "join_hybrid")
+    runs = [(f, key, default_threads) for f in FILTERS for key in keys]
     if default_threads != 1:
         runs.append(("none", "e2e_torch_1", 1))
     for fname, key, threads in runs:
-        searcher = searchers[key == "join"]
-        search = partial(searcher.search, top_k=queries.top_k, filters=FILTERS[fname])
+        searcher = searchers[key.startswith("join")]
+        mode = "hybrid" if key.endswith("hybrid") else "dense"
+        search = partial(
+            searcher.search, top_k=queries.top_k, filters=FILTERS[fname], mode=mode
+        )
         torch.set_num_threads(threads)
         try:
             ms, pages = timed(search, queries.texts, queries.warm_texts)
@@ -594,6 +650,13 @@ def check_targets(result: dict[str, Any], size: int) -> list[dict[str, Any]]:
                 e2e <= TARGET_E2E_MS,
             ),
         ]
+        hybrid = row["e2e_hybrid"]["p95"]
+        lines.append(
+            (
+                f"hybrid end-to-end p95 {hybrid:.2f} ms <= 2 x dense {e2e:.2f} ms",
+                hybrid <= 2 * e2e,
+            )
+        )
         for text, ok in lines:
             checks.append({"size": size, "filter": fname, "check": text, "pass": ok})
     return checks
@@ -655,6 +718,19 @@ def print_tables(results: dict[str, Any]) -> None:
             default = threads == str(results["machine"]["torch_threads"])
             cells.append(pair(row["e2e" if default else "e2e_torch_1"]))
         print(f"| {threads} | {pair(q)} | " + " | ".join(cells) + " |")
+    print()
+    print(
+        "| points | filter | store dense | store hybrid | end to end dense "
+        "| end to end hybrid | hybrid, encode excluded |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for size, result in results["sizes"].items():
+        for fname, row in result["filters"].items():
+            print(
+                f"| {int(size):,} | {fname} | {pair(row['store_hnsw'])} "
+                f"| {pair(row['store_hybrid'])} | {pair(row['e2e'])} "
+                f"| {pair(row['e2e_hybrid'])} | {pair(row['join_hybrid'])} |"
+            )
     print()
     sweeps = {
         s: r["ef_sweep"] for s, r in results["sizes"].items() if r.get("ef_sweep")

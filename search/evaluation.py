@@ -137,14 +137,17 @@ def _splits(folder: Path) -> str:
 class Evaluator:
     """Indexes one BEIR collection for an App's model and runs its queries."""
 
-    def __init__(self, app: App, data: BeirData) -> None:
+    def __init__(self, app: App, data: BeirData, whole_documents: bool = False) -> None:
+        """``whole_documents``: one point per record, its text cut at the model's
+        limit, as BEIR's own evaluations do, instead of ingest's chunks."""
         self.app = app
         self.data = data
+        self.whole_documents = whole_documents
         slug = re.sub(r"[^a-z0-9]+", "-", data.name.lower()).strip("-") or "beir"
+        if whole_documents:
+            slug += "-whole"
         self.collection = f"eval-{slug}-{app.collection.removeprefix('chunks-')}"
         self.analyzer = Analyzer(app.settings.language)
-        self._doc_of: dict[str, str] = {}
-        self._vectors: dict[str, npt.NDArray[np.float32]] = {}
 
     @property
     def manifest_path(self) -> Path:
@@ -255,10 +258,8 @@ class Evaluator:
         return scores
 
     def _encode_query(self, text: str) -> npt.NDArray[np.float32]:
-        # Modes run one after another: a query is encoded once.
-        if text not in self._vectors:
-            self._vectors[text] = self.app.encoder.encode(text)
-        return self._vectors[text]
+        # Encoded anew for every mode, so that each mode's latency is its own.
+        return self.app.encoder.encode(text)
 
     def _chunks(self) -> list[tuple[str, int, str]]:
         encoder = self.app.encoder
@@ -267,6 +268,8 @@ class Evaluator:
             settings.chunk_tokens, encoder.max_seq_length - encoder.special_tokens
         )
         overlap = min(settings.chunk_overlap, size // 2 - 1)
+        if self.whole_documents:
+            return [(doc_id, 0, text) for doc_id, text in self.data.corpus.items()]
         chunks = []
         for doc_id, text in self.data.corpus.items():
             spans = chunk_spans(text, encoder.token_offsets(text), size, overlap)
@@ -306,6 +309,7 @@ class Evaluator:
             "chunk_overlap": s.chunk_overlap,
             "language": s.language,
             "index_format": INDEX_FORMAT,
+            "whole_documents": self.whole_documents,
             "chunks": None,
         }
 

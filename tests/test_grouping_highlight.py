@@ -105,6 +105,7 @@ states = st.builds(
     since=st.none() | st.dates(date(2000, 1, 1), date(2030, 1, 1)),
     until=st.none() | st.dates(date(2000, 1, 1), date(2030, 1, 1)),
     like=st.none() | st.tuples(st.uuids().map(str), st.integers(0, 500)),
+    mode=st.sampled_from(["dense", "keyword", "hybrid"]),
 )
 
 

@@ -13,6 +13,7 @@ from datetime import date
 
 from search.errors import InvalidInputError
 from search.filters import SearchFilters
+from search.retrieval import DEFAULT_MODE, Mode
 
 DEFAULT_TOP_K = 10
 MAX_PAGE_TOP_K = 50
@@ -32,6 +33,7 @@ class PageState:
     since: date | None = None
     until: date | None = None
     like: tuple[str, int] | None = None
+    mode: str = DEFAULT_MODE.value
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     def filters(self) -> SearchFilters:
@@ -89,6 +91,11 @@ def from_query_params(params: Mapping[str, str | list[str]]) -> PageState:
             problems.append(f"{key}={text!r} is not a date (YYYY-MM-DD)")
             return None
 
+    mode = one("mode") or DEFAULT_MODE.value
+    if mode not in {m.value for m in Mode}:
+        problems.append(f"mode={mode!r} is not dense, keyword or hybrid")
+        mode = DEFAULT_MODE.value
+
     like = None
     if one("like"):
         document_id, _, ordinal = one("like").rpartition(":")
@@ -107,6 +114,7 @@ def from_query_params(params: Mapping[str, str | list[str]]) -> PageState:
         since=day("since"),
         until=day("until"),
         like=like,
+        mode=mode,
         problems=tuple(problems),
     )
 
@@ -132,4 +140,6 @@ def to_query_params(state: PageState) -> dict[str, str | list[str]]:
         params["until"] = state.until.isoformat()
     if state.like:
         params["like"] = f"{state.like[0]}:{state.like[1]}"
+    if state.mode != DEFAULT_MODE.value:
+        params["mode"] = state.mode
     return params

@@ -29,9 +29,18 @@ def register(subparsers: Any) -> None:
         help="ranking mode (default: the search default); all: each mode",
     )
     parser.add_argument(
-        "--fusion", choices=("rrf", "dbsf"), default="rrf", help="hybrid fusion"
+        "--fusion",
+        choices=("rrf", "dbsf"),
+        default="dbsf",
+        help="hybrid fusion (default dbsf)",
     )
     parser.add_argument("--rrf-k", type=int, default=60, help="RRF's k (default 60)")
+    parser.add_argument(
+        "--whole-documents",
+        action="store_true",
+        help="index each record as one passage cut at the model's limit (BEIR's "
+        "convention) instead of ingest's chunks",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run)
 
@@ -45,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     modes = MODES if args.mode == "all" else (args.mode or DEFAULT_MODE.value,)
     app = open_app(args)
     try:
-        evaluator = Evaluator(app, data)
+        evaluator = Evaluator(app, data, whole_documents=args.whole_documents)
         print(
             f"indexing {len(data.corpus)} documents of {data.name} ...",
             file=sys.stderr,

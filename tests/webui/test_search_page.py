@@ -223,3 +223,20 @@ def test_jobs_queued_by_the_cli_run_in_the_ui_process(
 
     at.text_input(key="q").input("tea").run()
     assert any("tea" in t for t in _result_titles(at))
+
+
+def test_the_ranking_mode_is_chosen_on_the_page_and_kept_in_the_url(
+    corpus: Path,
+) -> None:
+    at = new_app()
+    at.text_input(key="q").input("descale coffee machine").run()
+    hybrid = _result_titles(at)
+    assert "mode" not in at.query_params  # the default stays out of links
+
+    at.segmented_control(key="f_mode").set_value("keyword").run()
+    assert not at.exception
+    assert at.query_params["mode"] == "keyword"
+    keyword = _result_titles(at)
+    # Only documents holding one of the words match by keywords.
+    assert keyword == ["**1. Coffee machine**"]
+    assert len(hybrid) > len(keyword)

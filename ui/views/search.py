@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session
 from search.catalog import repository as repo
 from search.grouping import DocumentResult, group_hits
 from search.highlight import highlight_html, snippet
+from search.retrieval import DEFAULT_MODE
 from ui import params as url
 from ui.resources import runtime, shown_errors
 
 PASSAGES_PER_DOCUMENT = 3
+MODE_LABELS = {"hybrid": "Both", "dense": "Meaning", "keyword": "Words"}
 FILTER_KEYS = ("f_types", "f_tags", "f_tags_mode", "f_path", "f_since", "f_until")
 
 PASSAGE_STYLE = """
@@ -57,6 +59,7 @@ def _seed_from_url() -> None:
         f_since=state.since,
         f_until=state.until,
         like=state.like,
+        f_mode=state.mode,
         url_problems=state.problems,
     )
 
@@ -77,6 +80,14 @@ def _back_to_search() -> None:
 
 def _sidebar(known: repo.Facets) -> None:
     with st.sidebar:
+        st.segmented_control(
+            "Ranking",
+            list(MODE_LABELS),
+            key="f_mode",
+            format_func=MODE_LABELS.__getitem__,
+            help="Meaning: the embedding model. Words: BM25 keywords. "
+            "Both: the two lists' scores normalized and summed.",
+        )
         st.header("Filters")
         selected_types = st.session_state.get("f_types", [])
         types = sorted(set(known.file_types) | set(selected_types))
@@ -125,6 +136,7 @@ def _state() -> url.PageState:
         since=_day(s.get("f_since")),
         until=_day(s.get("f_until")),
         like=s.get("like"),
+        mode=s.get("f_mode") or DEFAULT_MODE.value,
     )
 
 
@@ -235,7 +247,11 @@ def page() -> None:
         label = "passages like the one chosen"
     elif state.query:
         results = searcher.search_documents(
-            state.query, state.top_k, filters, passages=PASSAGES_PER_DOCUMENT
+            state.query,
+            state.top_k,
+            filters,
+            passages=PASSAGES_PER_DOCUMENT,
+            mode=state.mode,
         )
         highlight = state.query
         label = "documents"
