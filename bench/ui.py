@@ -9,7 +9,10 @@ with distinct SciFact claims as queries (so that no query embedding is reused):
   passages each (it fetches 40 chunks);
 - the search page itself: a query typed into ``streamlit.testing``'s AppTest
   and the page script rerun (filters from the catalog, the search, snippets,
-  highlighting, the element tree). The browser's rendering is not included.
+  highlighting, the elements), timed by the page itself (``render_ms``), which
+  is what the server spends; AppTest's wall time is shown too, but it polls
+  for the script's end in sleeps of several milliseconds. The browser's
+  rendering and the websocket are not included.
 
 Queries alternate between the three so that drift hits each alike. Target
 (issue 4): the page's p95 at most 50 ms above ``search()``'s.
@@ -86,6 +89,7 @@ def main() -> None:
         search_s: list[float] = []
         documents_s: list[float] = []
         page_s: list[float] = []
+        rerun_s: list[float] = []
         for i in range(args.queries):
             a, b, c = timed[3 * i : 3 * i + 3]
             started = time.perf_counter()
@@ -97,13 +101,15 @@ def main() -> None:
             box = at.text_input(key="q").input(c)
             started = time.perf_counter()
             box.run()
-            page_s.append(time.perf_counter() - started)
+            rerun_s.append(time.perf_counter() - started)
             assert not at.exception, at.exception
+            page_s.append(at.session_state["render_ms"] / 1000)
 
     rows = {
         "search() (10 chunks)": _percentiles(search_s),
         "search_documents() (10 documents)": _percentiles(documents_s),
-        "search page rerun (AppTest)": _percentiles(page_s),
+        "search page script run": _percentiles(page_s),
+        "AppTest rerun, wall (its polling included)": _percentiles(rerun_s),
     }
     print(
         f"# sample corpus: {summary.chunks} chunks; {args.queries} queries each; "
@@ -113,7 +119,7 @@ def main() -> None:
     print("|---|---|---|")
     for name, (p50, p95) in rows.items():
         print(f"| {name} | {p50:.1f} | {p95:.1f} |")
-    extra = rows["search page rerun (AppTest)"][1] - rows["search() (10 chunks)"][1]
+    extra = rows["search page script run"][1] - rows["search() (10 chunks)"][1]
     verdict = "PASS" if extra <= TARGET_MS else "FAIL"
     print(f"{verdict}  page p95 - search() p95 = {extra:.1f} ms <= {TARGET_MS:.0f} ms")
     if args.json:

@@ -273,5 +273,8 @@ def page() -> None:
     _render(results, highlight)
 
 
+_started = time.perf_counter()
 with shown_errors():
     page()
+# What this run of the page cost the server (bench/ui.py reads it).
+st.session_state["render_ms"] = (time.perf_counter() - _started) * 1000
