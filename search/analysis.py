@@ -57,7 +57,10 @@ class Analyzer:
                 f"no Snowball stemmer for {language!r}; known: {known}"
             ) from exc
         self.language = language
-        self.stop_words = ENGLISH_STOP_WORDS if stop_words is None else stop_words
+        if stop_words is None:
+            # Only English has a list here; other languages keep every word.
+            stop_words = ENGLISH_STOP_WORDS if language == "english" else frozenset()
+        self.stop_words = stop_words
         self._stem = lru_cache(maxsize=200_000)(stemmer.stemWord)
 
     def tokens(self, text: str) -> list[str]:

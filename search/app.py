@@ -46,7 +46,7 @@ INDEX_FORMAT = 2
 def collection_name(model: str) -> str:
     """One collection per model: a new model never mixes with the old vectors."""
     slug = re.sub(r"[^a-z0-9]+", "-", Path(model).name.lower()).strip("-")
-    return f"chunks-{slug or 'model'}-v{INDEX_FORMAT}"
+    return f"chunks-v{INDEX_FORMAT}-{slug or 'model'}"
 
 
 class App:

@@ -98,6 +98,17 @@ class Settings(BaseSettings):
             raise ValueError("QDRANT_URL must start with http:// or https://")
         return value or None
 
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        import snowballstemmer
+
+        language = value.strip().lower()
+        if language not in snowballstemmer.algorithms():
+            known = ", ".join(sorted(snowballstemmer.algorithms()))
+            raise ValueError(f"not a Snowball language; use one of: {known}")
+        return language
+
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:
         if self.chunk_overlap >= self.chunk_tokens // 2:

@@ -88,6 +88,15 @@ HNSW_EF_CONSTRUCT = 100
 # matching ~7% of the points reached 0.97 at 128, 0.98 at 256, 0.99 at 512.
 # ef_construct 200 instead of 100 built 1.7x slower for no better recall.
 HNSW_EF = 192
+# HNSW walks int8 copies of the vectors (a quarter of the memory traffic) and
+# rescores the best 2 x top_k with the float32 originals, so scores stay
+# exact. bench/query.py at 200k, ef 192: recall@10 0.994 either way, search
+# p50 / p95 0.95 / 1.23 ms against 1.37 / 1.76 ms, HNSW built in 94 s
+# against 149 s.
+QUANTIZATION = qe.ScalarQuantizationConfig(
+    qe.ScalarType.Int8, quantile=0.99, always_ram=True
+)
+QUANTIZED_SEARCH = qe.QuantizationSearchParams(rescore=True, oversampling=2.0)
 HNSW_EF_FILTERED = 512
 _SCHEMAS = {
     FieldType.KEYWORD: qe.PayloadSchemaType.Keyword,
@@ -280,7 +289,9 @@ class EdgeStore:
             query=qe.Query.Nearest(vector_values(vector, coll.spec.dimension)),
             filter=edge_filter,
             with_payload=True,
-            params=qe.SearchParams(hnsw_ef=max(ef, top_k + offset)),
+            params=qe.SearchParams(
+                hnsw_ef=max(ef, top_k + offset), quantization=QUANTIZED_SEARCH
+            ),
         )
         hits = coll.read(lambda shard: shard.query(request))
         return [ScoredPoint(str(h.id), h.score, h.payload or {}) for h in hits]
@@ -330,7 +341,9 @@ class EdgeStore:
                 limit=prefetch,
                 query=qe.Query.Nearest(vector_values(dense, coll.spec.dimension)),
                 filter=edge_filter,
-                params=qe.SearchParams(hnsw_ef=max(ef, prefetch)),
+                params=qe.SearchParams(
+                    hnsw_ef=max(ef, prefetch), quantization=QUANTIZED_SEARCH
+                ),
             ),
             qe.Prefetch(
                 limit=prefetch, query=_sparse_query(sparse), filter=edge_filter
@@ -582,6 +595,7 @@ def _config(dimension: int, hnsw_threshold: int, sparse: bool) -> qe.EdgeConfig:
         if sparse
         else None,
         hnsw_config=hnsw,
+        quantization_config=QUANTIZATION,
         # optimize() then indexes every segment; this store decides when to call it.
         optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1),
     )

@@ -53,8 +53,10 @@ logger = logging.getLogger(__name__)
 # Points per request: about 1 MB of JSON at 384-d, far under the server's
 # default 32 MB request limit.
 UPSERT_BATCH = 256
-# Candidates kept per HNSW search, as in EdgeStore.
-HNSW_EF = 128
+# Candidates kept per HNSW search, as in EdgeStore (whose comment has the
+# measurements); filtered searches there keep more, a server plans its own.
+HNSW_EF = 192
+QUANTIZED_SEARCH = models.QuantizationSearchParams(rescore=True, oversampling=2.0)
 _SCHEMAS = {
     FieldType.KEYWORD: models.PayloadSchemaType.KEYWORD,
     FieldType.INTEGER: models.PayloadSchemaType.INTEGER,
@@ -155,6 +157,12 @@ class ServerStore:
                     }
                     if spec.sparse
                     else None,
+                    # As in the embedded store: HNSW over int8 copies, rescored.
+                    quantization_config=models.ScalarQuantization(
+                        scalar=models.ScalarQuantizationConfig(
+                            type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+                        )
+                    ),
                     shard_number=self._shard_number,
                     replication_factor=self._replication_factor,
                     on_disk_payload=self._on_disk,
@@ -233,7 +241,9 @@ class ServerStore:
         params = (
             None
             if self._local
-            else models.SearchParams(hnsw_ef=max(HNSW_EF, top_k + offset))
+            else models.SearchParams(
+                hnsw_ef=max(HNSW_EF, top_k + offset), quantization=QUANTIZED_SEARCH
+            )
         )
         with self._errors(name):
             response = self._client.query_points(
@@ -294,7 +304,11 @@ class ServerStore:
         self._check_sparse(name)
         server_filter = server_filter_of(filter)
         params = (
-            None if self._local else models.SearchParams(hnsw_ef=max(HNSW_EF, prefetch))
+            None
+            if self._local
+            else models.SearchParams(
+                hnsw_ef=max(HNSW_EF, prefetch), quantization=QUANTIZED_SEARCH
+            )
         )
         fused: models.RrfQuery | models.FusionQuery = (
             models.RrfQuery(rrf=models.Rrf(k=rrf_k))
