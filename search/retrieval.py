@@ -316,6 +316,10 @@ class Searcher:
             if page is None:
                 return None
 
+    def query_vector(self, query: str) -> npt.NDArray[np.float32]:
+        """The query's embedding (cached: later pages do not encode again)."""
+        return self._query_vector(query)
+
     def _query_vector(self, query: str) -> npt.NDArray[np.float32]:
         with self._cache_lock:
             cached = self._query_vectors.get(query)

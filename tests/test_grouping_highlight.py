@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from search.errors import InvalidInputError
 from search.grouping import group_hits
-from search.highlight import highlight_html, query_terms, snippet, term_spans
+from search.highlight import (
+    best_sentences,
+    highlight_html,
+    query_terms,
+    sentence_spans,
+    snippet,
+    term_spans,
+)
 from search.retrieval import Hit
 from ui.params import PageState, from_query_params, to_query_params
 
@@ -160,3 +168,33 @@ def test_snippets_are_pieces_of_the_flattened_text(
     core = cut.removeprefix("… ").removesuffix(" …")
     assert core in flat
     assert len(core) <= max(width, 0) or core == flat
+
+
+def test_sentences_are_split_at_ends_and_blank_lines() -> None:
+    text = "First one. Second one!  Third?\n\nA paragraph without end\nstill going"
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "First one.",
+        "Second one!",
+        "Third?",
+        "A paragraph without end\nstill going",
+    ]
+
+
+def test_the_best_sentence_is_the_closest_in_meaning() -> None:
+    def encode(sentences: list[str]) -> np.ndarray:
+        # A stand-in model: one axis for "bees", one for everything else.
+        return np.array([[1.0, 0.0] if "bees" in s else [0.0, 1.0] for s in sentences])
+
+    texts = [
+        "Flowers open in spring. Honey bees dance to point at them. Rain falls.",
+        "One sentence only",
+    ]
+    best = best_sentences(texts, np.array([1.0, 0.0]), encode)
+    assert best == ["Honey bees dance to point at them.", None]
+
+
+def test_a_snippet_without_matching_words_starts_at_its_focus() -> None:
+    filler = " ".join(f"w{i}" for i in range(100))
+    text = f"{filler}. The waggle dance shows the way. {filler}."
+    cut = snippet(text, "how do insects navigate", width=80, focus="The waggle dance")
+    assert cut.startswith("… The waggle dance shows the way.")

@@ -29,7 +29,7 @@ def test_an_unknown_language_is_refused_with_the_choices(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SEMSEARCH_LANGUAGE", "klingon")
-    with pytest.raises(InvalidInputError, match="SEMSEARCH_LANGUAGE.*english"):
+    with pytest.raises(InvalidInputError, match=r"SEMSEARCH_LANGUAGE.*english"):
         load_settings()
 
 

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import streamlit as st
 from sqlalchemy.orm import Session
 
@@ -32,6 +36,43 @@ from search.settings import load_settings
 logger = logging.getLogger(__name__)
 
 
+SENTENCE_CACHE = 4096
+
+
+class SentenceVectors:
+    """Embeddings of passage sentences, kept across searches (an LRU).
+
+    A passage's sentences do not depend on the query, so the snippets of a
+    passage seen before cost no encoding.
+    """
+
+    def __init__(self, encoder: Any, size: int = SENTENCE_CACHE) -> None:
+        self._encoder = encoder
+        self._size = size
+        self._vectors: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, sentences: list[str]) -> npt.NDArray[np.float32]:
+        with self._lock:
+            missing = [s for s in dict.fromkeys(sentences) if s not in self._vectors]
+        if missing:
+            encoded = self._encoder.encode(missing)
+            with self._lock:
+                self._vectors.update(zip(missing, encoded, strict=True))
+                while len(self._vectors) > self._size:
+                    self._vectors.popitem(last=False)
+        with self._lock:
+            rows = []
+            for sentence in sentences:
+                vector = self._vectors.get(sentence)
+                if vector is None:  # evicted meanwhile by another session
+                    vector = self._encoder.encode(sentence)
+                else:
+                    self._vectors.move_to_end(sentence)
+                rows.append(vector)
+        return np.stack(rows)
+
+
 @dataclass
 class Runtime:
     """The App, its searcher, and the lock that keeps ingests one at a time."""
@@ -41,6 +82,9 @@ class Runtime:
     ingest_lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     _runner: threading.Thread | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.sentence_vectors = SentenceVectors(self.searcher.encoder)
 
     def ingest(
         self,

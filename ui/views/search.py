@@ -12,12 +12,19 @@ from sqlalchemy.orm import Session
 
 from search.catalog import repository as repo
 from search.grouping import DocumentResult, group_hits
-from search.highlight import highlight_html, snippet
+from search.highlight import (
+    best_sentences,
+    highlight_html,
+    query_terms,
+    snippet,
+    term_spans,
+)
 from search.retrieval import DEFAULT_MODE
 from ui import params as url
 from ui.resources import runtime, shown_errors
 
 PASSAGES_PER_DOCUMENT = 3
+FOCUSED_DOCUMENTS = 5
 MODE_LABELS = {"hybrid": "Both", "dense": "Meaning", "keyword": "Words"}
 FILTER_KEYS = ("f_types", "f_tags", "f_tags_mode", "f_path", "f_since", "f_until")
 
@@ -160,8 +167,38 @@ def _download(result: DocumentResult) -> None:
     )
 
 
+def _focus(results: list[DocumentResult], query: str) -> dict[tuple[str, int], str]:
+    """The best sentence of the best passages that share no word with the query.
+
+    Only the best passage of the first documents: each costs a few sentence
+    encodings the first time it is shown (they are kept across searches).
+    """
+    if not query:
+        return {}
+    terms = query_terms(query)
+    quiet = [
+        r.best
+        for r in results[:FOCUSED_DOCUMENTS]
+        if not term_spans(r.best.text, terms)
+    ]
+    if not quiet:
+        return {}
+    shared = runtime()
+    sentences = best_sentences(
+        [p.text for p in quiet],
+        shared.searcher.query_vector(query),
+        shared.sentence_vectors,
+    )
+    return {
+        (p.document_id, p.chunk_ordinal): sentence
+        for p, sentence in zip(quiet, sentences, strict=True)
+        if sentence
+    }
+
+
 def _render(results: list[DocumentResult], query: str) -> None:
     st.html(PASSAGE_STYLE)
+    focus = _focus(results, query)
     for rank, result in enumerate(results, start=1):
         with st.container(border=True):
             head, actions = st.columns([5, 1])
@@ -183,7 +220,9 @@ def _render(results: list[DocumentResult], query: str) -> None:
                 _download(result)
             for passage in result.passages:
                 page = f"page {passage.page} · " if passage.page is not None else ""
-                marked = highlight_html(snippet(passage.text, query), query)
+                key = (passage.document_id, passage.chunk_ordinal)
+                cut = snippet(passage.text, query, focus=focus.get(key))
+                marked = highlight_html(cut, query)
                 st.markdown(
                     f'<div class="semsearch-passage">{marked}</div>',
                     unsafe_allow_html=True,
