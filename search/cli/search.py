@@ -80,11 +80,18 @@ def run(args: argparse.Namespace) -> int:
             app.store.collection_exists(app.collection)
             and app.store.count(app.collection) > 0
         )
+        stale_index = empty_index and _has_indexed_documents(app)
     finally:
         app.close()
 
     if args.json:
         print_json([h.as_dict() for h in hits])
+        return 0
+    if stale_index:
+        print(
+            "the documents were indexed by an older version of semsearch; "
+            "run semsearch ingest on your folders again (embeddings are reused)"
+        )
         return 0
     if empty_index:
         print("the index is empty; add documents with: semsearch ingest PATH...")
@@ -103,3 +110,12 @@ def _filtered(args: argparse.Namespace) -> bool:
     return bool(
         args.types or args.tag or args.path or args.group or args.since or args.until
     )
+
+
+def _has_indexed_documents(app: Any) -> bool:
+    from sqlalchemy.orm import Session
+
+    from search.catalog import repository as repo
+
+    with Session(app.engine) as session:
+        return repo.count_documents(session).get("indexed", 0) > 0

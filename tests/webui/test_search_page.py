@@ -240,3 +240,15 @@ def test_the_ranking_mode_is_chosen_on_the_page_and_kept_in_the_url(
     # Only documents holding one of the words match by keywords.
     assert keyword == ["**1. Coffee machine**"]
     assert len(hybrid) > len(keyword)
+
+
+def test_an_index_of_an_older_format_asks_for_a_new_ingest(corpus: Path) -> None:
+    app = App(load_settings())
+    try:
+        app.store.delete_collection(app.collection)  # as if made by format 1
+    finally:
+        app.close()
+    at = new_app()
+    at.text_input(key="q").input("backup").run()
+    assert not at.exception
+    assert any("older version" in t for t in texts(at.warning))

@@ -26,7 +26,6 @@ from ui.resources import runtime, shown_errors
 PASSAGES_PER_DOCUMENT = 3
 FOCUSED_DOCUMENTS = 5
 MODE_LABELS = {"hybrid": "Both", "dense": "Meaning", "keyword": "Words"}
-FILTER_KEYS = ("f_types", "f_tags", "f_tags_mode", "f_path", "f_since", "f_until")
 
 PASSAGE_STYLE = """
 <style>
@@ -268,6 +267,17 @@ def page() -> None:
         )
         st.page_link(
             "views/library.py", label="Go to the Library", icon=":material/folder_open:"
+        )
+        return
+
+    app = runtime().app
+    if not app.store.collection_exists(app.collection):
+        st.warning(
+            "The documents were indexed by an older version of semsearch, whose "
+            "index this one cannot search. Ingest your folders again (the "
+            "Library page, or `semsearch ingest FOLDER`): the stored embeddings "
+            "are reused, so it is quick.",
+            icon=":material/update:",
         )
         return
 
