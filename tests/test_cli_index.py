@@ -234,3 +234,33 @@ def test_the_library_search_function_uses_the_settings(
         }
     finally:
         retrieval.close_default()
+
+
+def test_jobs_lists_runs_and_failed_documents(
+    env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "jobdocs"
+    folder.mkdir()
+    (folder / "good.txt").write_text("A readable note about backups.", "utf-8")
+    (folder / "bad.pdf").write_bytes(b"%PDF-1.4 broken")
+    assert run(["ingest", str(folder)], capsys)[0] == 1  # one file failed
+
+    code, out, _ = run(["jobs"], capsys)
+    assert code == 0
+    assert "done" in out
+    assert str(folder) in out
+    assert "1 new" in out
+    code, out, _ = run(["jobs", "--json"], capsys)
+    jobs = json.loads(out)
+    assert [j["status"] for j in jobs] == ["done"]
+    assert jobs[0]["summary"]["failed"] == 1
+
+    code, out, _ = run(["jobs", "--failed"], capsys)
+    assert code == 0
+    assert "bad.pdf" in out
+    assert "good.txt" not in out
+    code, out, _ = run(["jobs", "--status", "queued"], capsys)
+    assert out.strip() == "no jobs"
+    code, _, err = run(["jobs", "--limit", "0"], capsys)
+    assert code == 1
+    assert "--limit" in err

@@ -288,3 +288,13 @@ def get_average_terms(session: Session) -> float | None:
     )
     value = session.scalar(query)
     return float(value) if value is not None else None
+
+
+def list_jobs(
+    session: Session, status: str | None = None, limit: int = 50
+) -> list[Job]:
+    """The newest jobs first, of one status if given."""
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Job.status == status)
+    return list(session.scalars(query))

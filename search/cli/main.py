@@ -14,11 +14,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from search.cli import encode, evaluate, ingest, models, search, status, ui
+from search.cli import encode, evaluate, ingest, jobs, models, search, status, ui
 from search.errors import SemsearchError
 
 Handler = Callable[[argparse.Namespace], int]
-COMMAND_GROUPS = (ingest, search, status, ui, evaluate, models, encode)
+COMMAND_GROUPS = (ingest, search, status, jobs, ui, evaluate, models, encode)
 
 
 def build_parser() -> argparse.ArgumentParser:
