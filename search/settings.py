@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -133,6 +134,11 @@ class Settings(BaseSettings):
         return make_url(self.catalog_url).render_as_string(hide_password=True)
 
     @property
+    def qdrant_url_safe(self) -> str | None:
+        """The Qdrant server's address without credentials, if one is set."""
+        return address_without_credentials(self.qdrant_url) if self.qdrant_url else None
+
+    @property
     def embedded_catalog(self) -> bool:
         return self.database_url is None
 
@@ -143,6 +149,15 @@ class Settings(BaseSettings):
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "qdrant"
+
+
+def address_without_credentials(url: str) -> str:
+    """``scheme://host:port/path`` of ``url``: no user, password, query or fragment."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return f"{parts.scheme}://{netloc}{parts.path}".rstrip("/")
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -44,3 +44,9 @@ def test_the_catalog_address_is_shown_without_its_password() -> None:
     settings = Settings(database_url="postgresql://reader:hunter2@db:5432/catalog")
     assert "hunter2" not in settings.catalog_url_safe
     assert "db:5432" in settings.catalog_url_safe
+
+
+def test_the_qdrant_address_is_shown_without_credentials() -> None:
+    settings = Settings(qdrant_url="https://admin:s3cret@qdrant.internal:6333/?x=1")
+    assert settings.qdrant_url_safe == "https://qdrant.internal:6333"
+    assert Settings().qdrant_url_safe is None

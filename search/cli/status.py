@@ -80,7 +80,7 @@ def run_status(args: argparse.Namespace) -> int:
         "dimension": registered.dimension if registered else None,
         "collection": app.collection,
         "catalog": s.catalog_url_safe,
-        "store": s.qdrant_url or f"embedded ({s.store_dir})",
+        "store": s.qdrant_url_safe or f"embedded ({s.store_dir})",
         "data_dir": str(s.data_dir.resolve()),
         "sizes_bytes": sizes,
     }

@@ -127,3 +127,14 @@ def sparse_values(vector: SparseVector) -> tuple[list[int], list[float]]:
     if not all(math.isfinite(v) for v in values):
         raise InvalidInputError("sparse vector values must be finite")
     return indices, values
+
+
+def check_page(top_k: int, offset: int) -> None:
+    """A search asks for at least one point, from a rank that exists."""
+    if top_k < 1 or offset < 0:
+        raise InvalidInputError("top_k must be at least 1 and offset at least 0")
+
+
+def check_fusion(prefetch: int, rrf_k: int) -> None:
+    if prefetch < 1 or rrf_k < 1:
+        raise InvalidInputError("prefetch and rrf_k must be at least 1")

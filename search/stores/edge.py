@@ -50,7 +50,9 @@ import qdrant_edge as qe
 
 from search.errors import InvalidInputError, SemsearchError, StoreLockedError
 from search.stores import (
+    check_fusion,
     check_name,
+    check_page,
     match_values,
     point_id,
     sparse_values,
@@ -278,23 +280,18 @@ class EdgeStore:
         offset: int = 0,
     ) -> list[ScoredPoint]:
         """The ``top_k`` points closest to ``vector`` after ``offset``, best first."""
-        if top_k < 1 or offset < 0:
-            raise InvalidInputError("top_k must be at least 1 and offset at least 0")
+        check_page(top_k, offset)
         coll = self._get(name)
         edge_filter = edge_filter_of(filter)
-        ef = self.hnsw_ef_filtered if edge_filter is not None else self.hnsw_ef
         request = qe.QueryRequest(
             limit=top_k,
             offset=offset,
             query=qe.Query.Nearest(vector_values(vector, coll.spec.dimension)),
             filter=edge_filter,
             with_payload=True,
-            params=qe.SearchParams(
-                hnsw_ef=max(ef, top_k + offset), quantization=QUANTIZED_SEARCH
-            ),
+            params=self._search_params(edge_filter, top_k + offset),
         )
-        hits = coll.read(lambda shard: shard.query(request))
-        return [ScoredPoint(str(h.id), h.score, h.payload or {}) for h in hits]
+        return _scored(coll.read(lambda shard: shard.query(request)))
 
     def search_sparse(
         self,
@@ -305,7 +302,7 @@ class EdgeStore:
         offset: int = 0,
     ) -> list[ScoredPoint]:
         """The ``top_k`` points of highest IDF-weighted dot product with ``vector``."""
-        _check_page(top_k, offset)
+        check_page(top_k, offset)
         coll = self._get_sparse(name)
         request = qe.QueryRequest(
             limit=top_k,
@@ -330,20 +327,16 @@ class EdgeStore:
         prefetch: int,
     ) -> list[ScoredPoint]:
         """One query: dense and sparse candidates, filtered, fused (RRF or DBSF)."""
-        _check_page(top_k, offset)
-        if prefetch < 1 or rrf_k < 1:
-            raise InvalidInputError("prefetch and rrf_k must be at least 1")
+        check_page(top_k, offset)
+        check_fusion(prefetch, rrf_k)
         coll = self._get_sparse(name)
         edge_filter = edge_filter_of(filter)
-        ef = self.hnsw_ef_filtered if edge_filter is not None else self.hnsw_ef
         prefetches = [
             qe.Prefetch(
                 limit=prefetch,
                 query=qe.Query.Nearest(vector_values(dense, coll.spec.dimension)),
                 filter=edge_filter,
-                params=qe.SearchParams(
-                    hnsw_ef=max(ef, prefetch), quantization=QUANTIZED_SEARCH
-                ),
+                params=self._search_params(edge_filter, prefetch),
             ),
             qe.Prefetch(
                 limit=prefetch, query=_sparse_query(sparse), filter=edge_filter
@@ -435,6 +428,13 @@ class EdgeStore:
             self._collections.clear()
         for coll in collections:
             coll.close()
+
+    def _search_params(
+        self, edge_filter: qe.Filter | None, depth: int
+    ) -> qe.SearchParams:
+        """HNSW candidates for ``depth`` results (more if filtered), int8 rescored."""
+        ef = self.hnsw_ef_filtered if edge_filter is not None else self.hnsw_ef
+        return qe.SearchParams(hnsw_ef=max(ef, depth), quantization=QUANTIZED_SEARCH)
 
     def _get_sparse(self, name: str) -> _Collection:
         coll = self._get(name)
@@ -695,8 +695,3 @@ def _fusion(fusion: Fusion, rrf_k: int) -> Any:
 
 def _scored(hits: list[Any]) -> list[ScoredPoint]:
     return [ScoredPoint(str(h.id), h.score, h.payload or {}) for h in hits]
-
-
-def _check_page(top_k: int, offset: int) -> None:
-    if top_k < 1 or offset < 0:
-        raise InvalidInputError("top_k must be at least 1 and offset at least 0")

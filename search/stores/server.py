@@ -27,8 +27,11 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from search.errors import InvalidInputError, StoreUnavailableError
+from search.settings import address_without_credentials
 from search.stores import (
+    check_fusion,
     check_name,
+    check_page,
     match_values,
     point_id,
     sparse_values,
@@ -234,30 +237,19 @@ class ServerStore:
         offset: int = 0,
     ) -> list[ScoredPoint]:
         """The ``top_k`` points closest to ``vector`` after ``offset``, best first."""
-        if top_k < 1 or offset < 0:
-            raise InvalidInputError("top_k must be at least 1 and offset at least 0")
+        check_page(top_k, offset)
         query = vector_values(vector, self._dimension(name))
-        # Local mode warns that it ignores search parameters.
-        params = (
-            None
-            if self._local
-            else models.SearchParams(
-                hnsw_ef=max(HNSW_EF, top_k + offset), quantization=QUANTIZED_SEARCH
-            )
-        )
         with self._errors(name):
             response = self._client.query_points(
                 name,
                 query=query,
                 query_filter=server_filter_of(filter),
-                search_params=params,
+                search_params=self._search_params(top_k + offset),
                 limit=top_k,
                 offset=offset,
                 with_payload=True,
             )
-        return [
-            ScoredPoint(str(p.id), p.score, p.payload or {}) for p in response.points
-        ]
+        return _scored(response.points)
 
     def search_sparse(
         self,
@@ -268,8 +260,7 @@ class ServerStore:
         offset: int = 0,
     ) -> list[ScoredPoint]:
         """The ``top_k`` points of highest IDF-weighted dot product with ``vector``."""
-        if top_k < 1 or offset < 0:
-            raise InvalidInputError("top_k must be at least 1 and offset at least 0")
+        check_page(top_k, offset)
         self._check_sparse(name)
         with self._errors(name):
             response = self._client.query_points(
@@ -297,19 +288,10 @@ class ServerStore:
         prefetch: int,
     ) -> list[ScoredPoint]:
         """One query: dense and sparse candidates, filtered, fused (RRF or DBSF)."""
-        if top_k < 1 or offset < 0:
-            raise InvalidInputError("top_k must be at least 1 and offset at least 0")
-        if prefetch < 1 or rrf_k < 1:
-            raise InvalidInputError("prefetch and rrf_k must be at least 1")
+        check_page(top_k, offset)
+        check_fusion(prefetch, rrf_k)
         self._check_sparse(name)
         server_filter = server_filter_of(filter)
-        params = (
-            None
-            if self._local
-            else models.SearchParams(
-                hnsw_ef=max(HNSW_EF, prefetch), quantization=QUANTIZED_SEARCH
-            )
-        )
         fused: models.RrfQuery | models.FusionQuery = (
             models.RrfQuery(rrf=models.Rrf(k=rrf_k))
             if fusion is Fusion.RRF
@@ -322,7 +304,7 @@ class ServerStore:
                     models.Prefetch(
                         query=vector_values(dense, self._dimension(name)),
                         filter=server_filter,
-                        params=params,
+                        params=self._search_params(prefetch),
                         limit=prefetch,
                     ),
                     models.Prefetch(
@@ -338,6 +320,15 @@ class ServerStore:
                 with_payload=True,
             )
         return _scored(response.points)
+
+    def _search_params(self, depth: int) -> models.SearchParams | None:
+        """HNSW candidates for ``depth`` results, int8 rescored; None in local
+        mode, which ignores search parameters (and warns about them)."""
+        if self._local:
+            return None
+        return models.SearchParams(
+            hnsw_ef=max(HNSW_EF, depth), quantization=QUANTIZED_SEARCH
+        )
 
     def has_sparse(self, name: str) -> bool:
         if name not in self._sparse:
@@ -487,11 +478,7 @@ def _describe(options: dict[str, Any]) -> str:
         return f"the local Qdrant at {options['path']}"
     url = options.get("url") or options.get("location")
     if url:
-        parts = urlsplit(str(url))
-        netloc = parts.hostname or ""
-        if parts.port:
-            netloc += f":{parts.port}"
-        where = f"{parts.scheme}://{netloc}{parts.path}".rstrip("/")
+        where = address_without_credentials(str(url))
         if options.get("prefer_grpc"):
             where += f" (gRPC port {options.get('grpc_port')})"
         return where

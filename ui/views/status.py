@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
 import streamlit as st
 from sqlalchemy.orm import Session
 
 from ingest.summary import IngestSummary
 from search.catalog import repository as repo
 from ui.resources import runtime, shown_errors
-
-
-def _safe_url(url: str) -> str:
-    """A server address without any credentials in it."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def page() -> None:
@@ -51,7 +40,7 @@ def page() -> None:
     )
     st.subheader("Backends")
     store = (
-        f"Qdrant server at {_safe_url(settings.qdrant_url)}"
+        f"Qdrant server at {settings.qdrant_url_safe}"
         if settings.qdrant_url
         else f"embedded Qdrant (qdrant-edge) in {settings.store_dir}"
     )
