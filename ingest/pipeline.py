@@ -31,12 +31,13 @@ from ingest.documents import LoadedDocument, LoadError
 from ingest.loaders import load
 from ingest.summary import IngestSummary
 from ingest.walk import walk
-from search import bm25
+from search import bm25, embedding_cache
 from search.analysis import Analyzer
 from search.app import INDEX_FORMAT, App
 from search.catalog import repository as repo
 from search.catalog.models import Document, DocumentStatus, utcnow
 from search.chunking import chunk_spans
+from search.embedding_cache import embed_cached
 from search.filters import PUBLIC, path_prefixes
 from search.stores.base import Filter, MatchAny, Point, VectorStore
 
@@ -145,15 +146,6 @@ class Ingestor:
     def analyzer(self) -> Analyzer:
         return Analyzer(self.app.settings.language)
 
-    @cached_property
-    def chunk_tokens(self) -> int:
-        limit = self.encoder.max_seq_length - self.encoder.special_tokens
-        return min(self.app.settings.chunk_tokens, limit)
-
-    @cached_property
-    def chunk_overlap(self) -> int:
-        return min(self.app.settings.chunk_overlap, self.chunk_tokens // 2 - 1)
-
     def run(
         self,
         paths: Sequence[Path],
@@ -243,12 +235,10 @@ class Ingestor:
         }
         for segment in loaded.segments:
             offsets = self.encoder.token_offsets(segment.text)
-            spans = chunk_spans(
-                segment.text, offsets, self.chunk_tokens, self.chunk_overlap
-            )
+            spans = chunk_spans(segment.text, offsets, *self.app.chunk_sizes)
             for span in spans:
                 text = segment.text[span.start : span.end]
-                text_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+                text_hash = embedding_cache.text_hash(text)
                 terms = self.analyzer.terms(text)
                 ordinal = document.chunk_count
                 row = {
@@ -348,21 +338,9 @@ class Ingestor:
     def _embeddings(
         self, hashes: list[str], texts: list[str], summary: IngestSummary
     ) -> dict[str, npt.NDArray[np.float32]]:
-        # fp32 and bf16 vectors of one text differ a little (cos ~1e-3):
-        # each precision keeps its own, so fp32 stays sentence-transformers'.
-        model = f"{self.encoder.model_name}@{self.encoder.precision}"
-        with Session(self.engine) as session:
-            vectors = repo.get_cached_embeddings(session, model, hashes)
-        missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in vectors}
-        summary.chunks_reused += len(hashes) - len(missing)
-        if missing:
-            encoded = self.encoder.encode(list(missing.values()))
-            new = dict(zip(missing, encoded, strict=True))
-            with Session(self.engine) as session:
-                repo.put_cached_embeddings(session, model, new)
-                session.commit()
-            vectors.update(new)
-            summary.chunks_encoded += len(new)
+        vectors, encoded = embed_cached(self.engine, self.encoder, hashes, texts)
+        summary.chunks_reused += len(hashes) - encoded
+        summary.chunks_encoded += encoded
         return vectors
 
     def _activate(self, documents: list[_OpenDocument], summary: IngestSummary) -> None:

@@ -72,6 +72,16 @@ class App:
         return Encoder(s.model, device=s.device, precision=s.precision)
 
     @cached_property
+    def chunk_sizes(self) -> tuple[int, int]:
+        """Chunk size and overlap in model tokens: the settings', within the
+        model's window (less its special tokens), the overlap under half."""
+        encoder = self.encoder
+        size = min(
+            self.settings.chunk_tokens, encoder.max_seq_length - encoder.special_tokens
+        )
+        return size, min(self.settings.chunk_overlap, size // 2 - 1)
+
+    @cached_property
     def engine(self) -> Engine:
         from search.catalog.engine import open_catalog
 

@@ -29,13 +29,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy.orm import Session
 
 from search import bm25
 from search.analysis import Analyzer
 from search.app import INDEX_FORMAT, App
-from search.catalog import repository as repo
 from search.chunking import chunk_spans
+from search.embedding_cache import embed_cached, text_hash
 from search.errors import InvalidInputError
 from search.metrics import average_precision, mrr_at_k, ndcg_at_k, recall_at_k
 from search.retrieval import Ranking, fetcher
@@ -262,17 +261,12 @@ class Evaluator:
         return self.app.encoder.encode(text)
 
     def _chunks(self) -> list[tuple[str, int, str]]:
-        encoder = self.app.encoder
-        settings = self.app.settings
-        size = min(
-            settings.chunk_tokens, encoder.max_seq_length - encoder.special_tokens
-        )
-        overlap = min(settings.chunk_overlap, size // 2 - 1)
         if self.whole_documents:
             return [(doc_id, 0, text) for doc_id, text in self.data.corpus.items()]
         chunks = []
         for doc_id, text in self.data.corpus.items():
-            spans = chunk_spans(text, encoder.token_offsets(text), size, overlap)
+            offsets = self.app.encoder.token_offsets(text)
+            spans = chunk_spans(text, offsets, *self.app.chunk_sizes)
             for ordinal, span in enumerate(spans):
                 chunks.append((doc_id, ordinal, text[span.start : span.end]))
         return chunks
@@ -281,20 +275,11 @@ class Evaluator:
         self, texts: list[str]
     ) -> tuple[list[npt.NDArray[np.float32]], int]:
         """Embeddings of ``texts`` (cache first) and how many were encoded."""
-        encoder = self.app.encoder
-        key = f"{encoder.model_name}@{encoder.precision}"
-        hashes = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-        with Session(self.app.engine) as session:
-            known = repo.get_cached_embeddings(session, key, hashes)
-        missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in known}
-        if missing:
-            encoded = encoder.encode(list(missing.values()))
-            new = dict(zip(missing, encoded, strict=True))
-            with Session(self.app.engine) as session:
-                repo.put_cached_embeddings(session, key, new)
-                session.commit()
-            known.update(new)
-        return [known[h] for h in hashes], len(missing)
+        hashes = [text_hash(t) for t in texts]
+        vectors, encoded = embed_cached(
+            self.app.engine, self.app.encoder, hashes, texts
+        )
+        return [vectors[h] for h in hashes], encoded
 
     def _manifest(self) -> dict[str, Any]:
         s = self.app.settings

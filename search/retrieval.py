@@ -22,7 +22,7 @@ import numpy.typing as npt
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from search import bm25
+from search import bm25, embedding_cache
 from search.analysis import Analyzer
 from search.catalog import repository as repo
 from search.errors import InvalidInputError
@@ -281,13 +281,13 @@ class Searcher:
     def _passage_vector(
         self, document_id: str, ordinal: int, principal: Principal | None
     ) -> npt.NDArray[np.float32]:
-        cache_key = f"{self.encoder.model_name}@{self.encoder.precision}"
+        key = embedding_cache.cache_key(self.encoder)
         with Session(self.engine) as session:
             document = repo.get_document(session, document_id)
             version = document.active_version if document else None
             text_hash = repo.get_chunk_text_hash(session, document_id, ordinal)
             cached = (
-                repo.get_cached_embeddings(session, cache_key, [text_hash])
+                repo.get_cached_embeddings(session, key, [text_hash])
                 if text_hash is not None
                 else {}
             )
