@@ -115,6 +115,7 @@ class Ingestor:
         self._pending: list[_PendingChunk] = []
         self._ready: list[_OpenDocument] = []
         self._summary = IngestSummary()
+        self._run_average_terms: float | None = None
         self._collection_ready = False
 
     @property
@@ -155,6 +156,7 @@ class Ingestor:
         """Ingest ``paths`` (files or folders); see the module docstring."""
         options = options or IngestOptions()
         summary = self._summary = IngestSummary()
+        self._run_average_terms = None
         started = time.perf_counter()
         seen: set[str] = set()
         for item in walk(paths, exclude=options.exclude):
@@ -323,17 +325,21 @@ class Ingestor:
             session.commit()
 
     def _average_terms(self, pending: list[_PendingChunk]) -> float:
-        """BM25's average chunk length: the index's, or this batch's at first.
+        """BM25's average chunk length: the index's, or the first batch's.
 
-        Taken from the catalog's active chunks at each batch, so that it
-        follows the collection as it grows (weights already written keep the
-        average of their time; it moves little once there are many chunks).
+        Read from the catalog's active chunks once per run (an aggregate over
+        every chunk: per batch it would grow with the index), so each run
+        follows the collection as it grows; weights already written keep the
+        average of their time, which moves little once there are many chunks.
         """
-        with Session(self.engine) as session:
-            known = repo.get_average_terms(session)
-        if known is not None:
-            return known
-        return max(1.0, sum(len(p.terms) for p in pending) / max(len(pending), 1))
+        if self._run_average_terms is None:
+            with Session(self.engine) as session:
+                known = repo.get_average_terms(session)
+            if known is None:
+                terms = sum(len(p.terms) for p in pending)
+                known = max(1.0, terms / max(len(pending), 1))
+            self._run_average_terms = known
+        return self._run_average_terms
 
     def _embeddings(
         self, hashes: list[str], texts: list[str], summary: IngestSummary
