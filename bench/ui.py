@@ -14,8 +14,8 @@ with distinct SciFact claims as queries (so that no query embedding is reused):
   for the script's end in sleeps of several milliseconds. The browser's
   rendering and the websocket are not included.
 
-Queries alternate between the three so that drift hits each alike. Target
-(issue 4): the page's p95 at most 50 ms above ``search()``'s.
+Queries alternate between the three so that drift hits each alike. Target:
+the page's p95 at most 50 ms above ``search()``'s.
 
     .venv/bin/python bench/ui.py [--queries 200] [--json FILE]
 """

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from ingest.summary import IngestSummary
 from search.app import App
 from search.catalog import repository as repo
 from search.catalog.models import Job, JobStatus
+from search.errors import SemsearchError
 
 logger = logging.getLogger(__name__)
 
@@ -88,20 +90,41 @@ def claim(app: App) -> Job | None:
         return repo.claim_next_job(session, worker_name())
 
 
-def run_queued(app: App, stop: threading.Event, poll_s: float = 1.0) -> int:
-    """Run queued jobs until ``stop`` is set; returns how many ran."""
+def run_claimed(
+    app: App, job_id: int, progress: Callable[[str], None] | None = None
+) -> IngestSummary:
+    """Claim job ``job_id`` (queued by this process) and run it here."""
+    with Session(app.engine, expire_on_commit=False) as session:
+        job = repo.claim_job(session, job_id, worker_name())
+    if job is None:
+        raise SemsearchError(f"ingest job {job_id} was taken by another worker")
+    return run_job(app, job, progress=progress)
+
+
+def run_queued(
+    app: App,
+    stop: threading.Event,
+    poll_s: float = 1.0,
+    lock: AbstractContextManager[Any] | None = None,
+) -> int:
+    """Run queued jobs until ``stop`` is set; returns how many ran.
+
+    ``lock`` is held while a job is claimed and run, so that a process with
+    other ingests of its own (the UI) runs one at a time.
+    """
     done = 0
     while not stop.is_set():
-        job = claim(app)
+        with lock or nullcontext():
+            job = claim(app)
+            if job is not None:
+                logger.info("Running job %d for %s", job.id, job.params.get("paths"))
+                try:
+                    run_job(app, job)
+                except Exception:
+                    logger.exception("Job %d failed", job.id)
+                done += 1
         if job is None:
             stop.wait(poll_s)
-            continue
-        logger.info("Running job %d for %s", job.id, job.params.get("paths"))
-        try:
-            run_job(app, job)
-        except Exception:
-            logger.exception("Job %d failed", job.id)
-        done += 1
     return done
 
 

@@ -43,10 +43,14 @@ INDEXED_FIELDS = {
 INDEX_FORMAT = 2
 
 
+def slug(name: str) -> str:
+    """``name`` in lowercase letters, digits and dashes, for collection names."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
 def collection_name(model: str) -> str:
     """One collection per model: a new model never mixes with the old vectors."""
-    slug = re.sub(r"[^a-z0-9]+", "-", Path(model).name.lower()).strip("-")
-    return f"chunks-v{INDEX_FORMAT}-{slug or 'model'}"
+    return f"chunks-v{INDEX_FORMAT}-{slug(Path(model).name) or 'model'}"
 
 
 class App:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,7 +31,7 @@ import numpy.typing as npt
 
 from search import bm25
 from search.analysis import Analyzer
-from search.app import INDEX_FORMAT, App
+from search.app import INDEX_FORMAT, App, slug
 from search.chunking import chunk_spans
 from search.embedding_cache import embed_cached, text_hash
 from search.errors import InvalidInputError
@@ -142,10 +141,10 @@ class Evaluator:
         self.app = app
         self.data = data
         self.whole_documents = whole_documents
-        slug = re.sub(r"[^a-z0-9]+", "-", data.name.lower()).strip("-") or "beir"
+        name = slug(data.name) or "beir"
         if whole_documents:
-            slug += "-whole"
-        self.collection = f"eval-{slug}-{app.collection.removeprefix('chunks-')}"
+            name += "-whole"
+        self.collection = f"eval-{name}-{app.collection.removeprefix('chunks-')}"
         self.analyzer = Analyzer(app.settings.language)
 
     @property

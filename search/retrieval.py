@@ -1,4 +1,5 @@
-"""Query to hits: encode, one filtered store query, join with the catalog.
+"""Query to hits: encode, one filtered store query (dense, keyword or hybrid),
+join with the catalog.
 
 A point counts only while the catalog says its document's active version is
 the one the point was made from; points of other versions (a document being

@@ -22,13 +22,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import streamlit as st
-from sqlalchemy.orm import Session
 
 from ingest import jobs
 from ingest.pipeline import IngestOptions
 from ingest.summary import IngestSummary
 from search.app import App
-from search.catalog import repository as repo
 from search.errors import SemsearchError
 from search.retrieval import Searcher
 from search.settings import load_settings
@@ -95,11 +93,7 @@ class Runtime:
         """Run an ingest here and now (recorded as a job, like the CLI's)."""
         with self.ingest_lock:
             job_id = jobs.enqueue(self.app, jobs.ingest_params(paths, options))
-            with Session(self.app.engine, expire_on_commit=False) as session:
-                job = repo.claim_job(session, job_id, jobs.worker_name())
-            if job is None:
-                raise SemsearchError(f"ingest job {job_id} was taken by another worker")
-            return jobs.run_job(self.app, job, progress=progress)
+            return jobs.run_claimed(self.app, job_id, progress=progress)
 
     def start_job_runner(self) -> None:
         self._runner = threading.Thread(
@@ -116,17 +110,16 @@ class Runtime:
             self.app.close()
 
     def run_handed_over_jobs(self, poll_s: float = 1.0) -> None:
-        """Run jobs queued by other processes until the server stops."""
+        """Run jobs queued by other processes until the server stops.
+
+        A failing job is recorded and logged by the loop; a catalog that is
+        down stops it, and it starts again after ``poll_s``.
+        """
         while not self.stop.is_set():
             try:
-                with self.ingest_lock:
-                    job = jobs.claim(self.app)
-                    if job is not None:
-                        jobs.run_job(self.app, job)
+                jobs.run_queued(self.app, self.stop, poll_s, lock=self.ingest_lock)
             except Exception:
-                logger.exception("A queued ingest job failed")
-                job = None
-            if job is None:
+                logger.exception("The queued-jobs loop stopped; starting it again")
                 self.stop.wait(poll_s)
 
 

@@ -53,7 +53,6 @@ def run_ingest(args: argparse.Namespace) -> int:
     from ingest import jobs
     from ingest.pipeline import IngestOptions
     from ingest.summary import IngestSummary
-    from search.catalog import repository as repo
     from search.errors import StoreLockedError
 
     app = open_app(args)
@@ -80,13 +79,8 @@ def run_ingest(args: argparse.Namespace) -> int:
             )
             summary = IngestSummary.from_dict(jobs.wait_for(app, job_id).summary or {})
         else:
-            from sqlalchemy.orm import Session
-
-            with Session(app.engine, expire_on_commit=False) as session:
-                job = repo.claim_job(session, job_id, jobs.worker_name())
-            assert job is not None, "a job this command queued was claimed elsewhere"
             with _progress_bar() as bar:
-                summary = jobs.run_job(app, job, progress=bar)
+                summary = jobs.run_claimed(app, job_id, progress=bar)
     finally:
         app.close()
 
