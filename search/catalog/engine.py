@@ -96,27 +96,33 @@ def open_catalog(settings: Settings) -> Engine:
     migrate a shared database.
     """
     engine = create_catalog_engine(settings.catalog_url)
-    try:
-        revision = current_revision(engine)
-    except OperationalError as exc:
-        raise CatalogError(
-            f"cannot reach the catalog at {settings.catalog_url_safe}: "
-            f"{_first_line(exc)}"
-        ) from exc
-    if revision == head_revision():
-        return engine
     if settings.embedded_catalog:
-        # Two processes starting on a new data dir would both migrate it; the
-        # lock makes the second wait and then find the schema current.
+        # Two processes starting on a new data dir would both migrate it, and
+        # one reading while the other migrates can find the file locked: the
+        # check and the upgrade happen under one lock, so the second waits
+        # and then finds the schema current.
         with _migration_lock(settings.data_dir / "catalog.migrate.lock"):
-            if current_revision(engine) != head_revision():
+            if _revision(engine, settings) != head_revision():
                 logger.info("Upgrading the catalog at %s", settings.catalog_url_safe)
                 upgrade(engine)
+        return engine
+    revision = _revision(engine, settings)
+    if revision == head_revision():
         return engine
     raise CatalogError(
         f"the catalog at {settings.catalog_url_safe} is at revision "
         f"{revision or 'none'}, not {head_revision()}; run: semsearch db upgrade"
     )
+
+
+def _revision(engine: Engine, settings: Settings) -> str | None:
+    try:
+        return current_revision(engine)
+    except OperationalError as exc:
+        raise CatalogError(
+            f"cannot reach the catalog at {settings.catalog_url_safe}: "
+            f"{_first_line(exc)}"
+        ) from exc
 
 
 @contextmanager
