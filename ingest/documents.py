@@ -37,6 +37,15 @@ class LoadError(SemsearchError):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """How much of a file a loader accepts (settings: SEMSEARCH_MAX_FILE_MB,
+    SEMSEARCH_MAX_PAGES); a file beyond them is refused with a LoadError."""
+
+    max_bytes: int = 200 * 1024 * 1024
+    max_pages: int = 5000
+
+
+@dataclass(frozen=True)
 class Segment:
     """A piece of a document's text.
 
@@ -81,3 +90,5 @@ class LoadedDocument:
     modified_at: datetime
     content_hash: str
     segments: Iterable[Segment] = field(repr=False)
+    #: Access groups the document names itself (Markdown front matter).
+    groups: list[str] = field(default_factory=list)

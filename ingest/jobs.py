@@ -40,6 +40,7 @@ def ingest_params(paths: list[Path], options: IngestOptions) -> dict[str, Any]:
         "groups": list(options.groups),
         "exclude": list(options.exclude),
         "prune": options.prune,
+        "rules": options.rules,
     }
 
 
@@ -64,6 +65,7 @@ def run_job(
         groups=params.get("groups", []),
         exclude=params.get("exclude", []),
         prune=bool(params.get("prune", False)),
+        rules=params.get("rules"),
     )
     ingestor = Ingestor(app)
     with Session(app.engine) as session:

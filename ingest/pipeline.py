@@ -1,7 +1,8 @@
 """Files in, searchable chunks out: the ingest pipeline.
 
 For each file: hash it, and skip it when the catalog already holds that
-content with the same tags and groups; else load it, chunk it on the model's
+content with the same assigned tags and groups (``--tag``, ``--group``, the
+access rules file); else load it, chunk it on the model's
 tokenizer, take the embeddings of unchanged chunk texts from the cache and
 encode the rest, batched across documents. The new version's points are
 written beside the old ones, the catalog switches the document to the new
@@ -27,7 +28,8 @@ import numpy.typing as npt
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from ingest.documents import LoadedDocument, LoadError
+from ingest.access_rules import AccessRules, load_rules
+from ingest.documents import Limits, LoadedDocument, LoadError
 from ingest.loaders import load
 from ingest.summary import IngestSummary
 from ingest.walk import walk
@@ -38,7 +40,9 @@ from search.catalog import repository as repo
 from search.catalog.models import Document, DocumentStatus, utcnow
 from search.chunking import chunk_spans
 from search.embedding_cache import embed_cached
-from search.filters import PUBLIC, path_prefixes
+from search.access import UNGROUPED, Access, check_groups
+from search.errors import InvalidInputError
+from search.filters import path_prefixes
 from search.stores.base import Filter, MatchAny, Point, VectorStore
 
 if TYPE_CHECKING:
@@ -87,6 +91,8 @@ class _OpenDocument:
     document_id: str
     source: str
     version: str
+    root: str | None = None
+    assigned_groups: tuple[str, ...] = ()
     tags: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     chunk_count: int = 0
@@ -96,10 +102,17 @@ class _OpenDocument:
 
 @dataclass
 class IngestOptions:
+    """What one run adds to every file: tags, access groups; what it skips.
+
+    ``rules`` names an access rules file (ingest.access_rules); None takes
+    the ``SEMSEARCH_ACCESS_RULES`` setting.
+    """
+
     tags: Sequence[str] = ()
     groups: Sequence[str] = ()
     exclude: Sequence[str] = ()
     prune: bool = False
+    rules: str | None = None
 
 
 class Ingestor:
@@ -117,6 +130,8 @@ class Ingestor:
         self._summary = IngestSummary()
         self._run_average_terms: float | None = None
         self._collection_ready = False
+        self._rules = AccessRules()
+        self._groups: tuple[str, ...] = ()
 
     @property
     def engine(self) -> Engine:
@@ -130,18 +145,31 @@ class Ingestor:
     def encoder(self) -> Encoder:
         return self.app.encoder
 
-    def version_of(self, content_hash: str) -> str:
-        """The version a file's content gets: its hash, the model and chunking.
+    def version_of(
+        self,
+        content_hash: str,
+        tags: Sequence[str] = (),
+        groups: Sequence[str] = (),
+    ) -> str:
+        """The version a file gets: its content hash, the tags and groups the
+        run assigns it, the model and chunking.
 
-        Changing the model or the chunk settings makes every file a new
-        version, so the next ingest re-indexes instead of skipping it.
+        Changing any of them makes the file a new version, written beside the
+        old one and switched to in one commit (embeddings come from the cache),
+        so that points never carry groups the catalog no longer gives.
         """
         s = self.app.settings
         key = (
             f"{content_hash}:{s.model}:{s.chunk_tokens}:{s.chunk_overlap}"
             f":{s.language}:index-{INDEX_FORMAT}"
+            f":tags={','.join(sorted(set(tags)))}:groups={','.join(groups)}"
         )
         return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+    @cached_property
+    def limits(self) -> Limits:
+        s = self.app.settings
+        return Limits(max_bytes=s.max_file_bytes, max_pages=s.max_pages)
 
     @cached_property
     def analyzer(self) -> Analyzer:
@@ -155,6 +183,9 @@ class Ingestor:
     ) -> IngestSummary:
         """Ingest ``paths`` (files or folders); see the module docstring."""
         options = options or IngestOptions()
+        self._groups = check_groups(options.groups)
+        rules = options.rules or self.app.settings.access_rules
+        self._rules = load_rules(Path(rules) if rules else None)
         summary = self._summary = IngestSummary()
         self._run_average_terms = None
         started = time.perf_counter()
@@ -167,7 +198,7 @@ class Ingestor:
                 self._record_failure(source, item.path, item.problem, summary)
                 continue
             seen.add(source)
-            self._ingest_file(item.path, source, options, summary)
+            self._ingest_file(item.path, item.root, source, options, summary)
         self._flush(summary)
         if options.prune:
             self._prune(paths, seen, summary)
@@ -176,7 +207,12 @@ class Ingestor:
         return summary
 
     def _ingest_file(
-        self, path: Path, source: str, options: IngestOptions, summary: IngestSummary
+        self,
+        path: Path,
+        root: Path | None,
+        source: str,
+        options: IngestOptions,
+        summary: IngestSummary,
     ) -> None:
         document_id = repo.document_id_for(source)
         try:
@@ -184,10 +220,13 @@ class Ingestor:
         except OSError as exc:
             self._record_failure(source, path, _os_reason(exc), summary)
             return
-        version = self.version_of(content_hash)
+        assigned = tuple(
+            sorted(set(self._groups) | set(self._rules.groups_for(path, root)))
+        )
+        version = self.version_of(content_hash, options.tags, assigned)
         with Session(self.engine) as session:
             existing = repo.get_document(session, document_id)
-            if existing is not None and _unchanged(existing, version, options):
+            if existing is not None and _unchanged(existing, version):
                 summary.unchanged += 1
                 return
             known = existing is not None and existing.active_version is not None
@@ -197,19 +236,21 @@ class Ingestor:
                 session.commit()
 
         try:
-            loaded = load(path)
+            loaded = load(path, self.limits)
             document = _OpenDocument(
                 loaded,
                 document_id,
                 source,
                 version,
+                root=str(root) if root is not None else None,
+                assigned_groups=assigned,
                 known=known,
                 has_row=existing is not None,
             )
             self._chunk(document, options)
-        except LoadError as exc:
+        except (LoadError, InvalidInputError) as exc:
             self._discard_partial(document_id, version)
-            self._record_failure(source, path, exc.reason, summary)
+            self._record_failure(source, path, _reason(exc), summary)
             return
         if not document.chunk_count:
             self._record_failure(source, path, "no text to index", summary)
@@ -221,7 +262,11 @@ class Ingestor:
     def _chunk(self, document: _OpenDocument, options: IngestOptions) -> None:
         """Chunk the document's segments into pending chunks, flushing as needed."""
         loaded = document.loaded
-        document.groups = sorted(set(options.groups))
+        try:
+            own = check_groups(loaded.groups)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"front matter groups: {exc}") from None
+        document.groups = sorted(set(document.assigned_groups) | set(own))
         document.tags = sorted(set(loaded.tags) | set(options.tags))
         date = loaded.date or loaded.modified_at
         base_payload = {
@@ -232,7 +277,7 @@ class Ingestor:
             "path_prefixes": path_prefixes(document.source),
             "file_type": loaded.file_type,
             "tags": document.tags,
-            "groups": document.groups or [PUBLIC],
+            "groups": document.groups or [UNGROUPED],
             "date": int(date.timestamp()),
         }
         for segment in loaded.segments:
@@ -433,7 +478,9 @@ class Ingestor:
                 continue
             prefix = str(root.resolve()).rstrip("/") + "/"
             with Session(self.engine) as session:
-                for document in repo.list_documents(session, under=prefix):
+                for document in repo.list_documents(
+                    session, Access.unrestricted(), under=prefix
+                ):
                     if (
                         document.source_path in seen
                         or Path(document.source_path).exists()
@@ -474,6 +521,7 @@ def _fill_row(row: Document, document: _OpenDocument) -> None:
     row.author = loaded.author
     row.tags = document.tags
     row.access_groups = document.groups
+    row.root_path = document.root
     row.status = DocumentStatus.INDEXED
     row.error = None
     row.active_version = document.version
@@ -481,13 +529,12 @@ def _fill_row(row: Document, document: _OpenDocument) -> None:
     row.indexed_at = utcnow()
 
 
-def _unchanged(existing: Document, version: str, options: IngestOptions) -> bool:
-    return (
-        existing.status == DocumentStatus.INDEXED
-        and existing.active_version == version
-        and sorted(existing.access_groups or []) == sorted(set(options.groups))
-        and set(options.tags) <= set(existing.tags or [])
-    )
+def _unchanged(existing: Document, version: str) -> bool:
+    return existing.status == DocumentStatus.INDEXED and existing.active_version == version
+
+
+def _reason(exc: LoadError | InvalidInputError) -> str:
+    return exc.reason if isinstance(exc, LoadError) else str(exc)
 
 
 def _os_reason(exc: OSError) -> str:

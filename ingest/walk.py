@@ -14,7 +14,7 @@ import logging
 import os
 import stat
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.loaders import FILE_TYPES
@@ -28,11 +28,14 @@ class WalkItem:
 
     ``problem`` is a short reason: ``"does not exist"``, ``"broken symlink"``,
     ``"permission denied"``, ``"unsupported file type"`` (for a file named
-    directly), ``"not a regular file"`` or ``"cannot read: ..."``.
+    directly), ``"not a regular file"``, ``"link leads outside the folder"``
+    or ``"cannot read: ..."``. ``root`` is the walked folder the file was
+    found under (a file named directly: its own folder).
     """
 
     path: Path
     problem: str | None = None
+    root: Path | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -69,8 +72,11 @@ def walk(
     walked; a file is yielded, or a problem if its extension is unsupported;
     ``exclude`` applies to it by name. Symlinks are followed; a folder reached
     twice (a symlink loop, overlapping paths) is walked once, under the first
-    path that reached it, and a file is yielded once. Pass ``stats`` to get
-    the counts of what was skipped.
+    path that reached it, and a file is yielded once. A symlink inside a
+    walked folder that resolves outside it is a problem, not a document:
+    whoever may write into a shared folder must not be able to index files
+    elsewhere on the server through a link. Pass ``stats`` to get the counts
+    of what was skipped.
     """
     state = _Walk(tuple(exclude), frozenset(extensions), stats or WalkStats())
     for path in paths:
@@ -107,10 +113,11 @@ class _Walk:
         elif path.suffix.lower() not in self.extensions:
             yield self.problem(path, "unsupported file type")
         elif self.first_visit(info):
-            yield self.found(path)
+            yield self.found(path, path.resolve().parent)
 
     def folder(self, top: Path) -> Iterator[WalkItem]:
         # A stack of sorted listings, not recursion: depth is unbounded.
+        resolved_top = top.resolve()
         stack = [iter(self.listing(top))]
         while stack:
             entry = next(stack[-1], None)
@@ -130,6 +137,10 @@ class _Walk:
                 continue
             try:
                 is_dir, is_file = entry.is_dir(), entry.is_file()
+                if entry.is_symlink() and (is_dir or is_file):
+                    if not path.resolve().is_relative_to(resolved_top):
+                        yield self.problem(path, "link leads outside the folder")
+                        continue
                 if (is_dir or is_file) and not self.first_visit(entry.stat()):
                     continue
             except OSError as exc:
@@ -143,7 +154,7 @@ class _Walk:
                     yield self.problem(path, "broken symlink")
                 # Sockets, pipes and devices are not documents: passed over.
             elif path.suffix.lower() in self.extensions:
-                yield self.found(path)
+                yield self.found(path, resolved_top)
             else:
                 self.stats.unsupported += 1
 
@@ -170,9 +181,9 @@ class _Walk:
         self.seen.add(key)
         return True
 
-    def found(self, path: Path) -> WalkItem:
+    def found(self, path: Path, root: Path) -> WalkItem:
         self.stats.files += 1
-        return WalkItem(path)
+        return WalkItem(path, root=root)
 
     def problem(self, path: Path, reason: str) -> WalkItem:
         self.stats.problems += 1

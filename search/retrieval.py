@@ -27,7 +27,8 @@ from search import bm25, embedding_cache
 from search.analysis import Analyzer
 from search.catalog import repository as repo
 from search.errors import InvalidInputError
-from search.filters import Principal, SearchFilters, build_filter
+from search.access import UNGROUPED, Access, AccessPolicy, Principal
+from search.filters import SearchFilters, build_filter
 from search.grouping import DocumentResult, group_hits
 from search.stores.base import (
     Condition,
@@ -46,6 +47,23 @@ logger = logging.getLogger(__name__)
 
 MAX_TOP_K = 1000
 QUERY_CACHE_SIZE = 256
+#: Longer queries are cut (settings.max_query_chars): the model reads at most
+#: a few hundred tokens, and a huge query would only cost time.
+DEFAULT_MAX_QUERY_CHARS = 1000
+
+
+def bound_query(query: str, limit: int = DEFAULT_MAX_QUERY_CHARS) -> tuple[str, bool]:
+    """``query`` cut to ``limit`` characters at a word boundary; whether it was."""
+    if not isinstance(query, str):
+        raise InvalidInputError("the query must be text")
+    query = query.strip()
+    if len(query) <= limit:
+        return query, False
+    cut = query[:limit]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(), True
 
 
 @dataclass(frozen=True)
@@ -128,12 +146,16 @@ class Searcher:
         engine: Engine,
         collection: str,
         analyzer: Analyzer | None = None,
+        policy: AccessPolicy | None = None,
+        max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
     ) -> None:
         self.encoder = encoder
         self.store = store
         self.engine = engine
         self.collection = collection
         self.analyzer = analyzer or Analyzer()
+        self.policy = policy or AccessPolicy()
+        self.max_query_chars = max_query_chars
         # Later pages and repeated queries skip the model (about 15 ms a query
         # on a 2-core CPU, most of a search's time).
         self._query_vectors: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
@@ -147,7 +169,17 @@ class Searcher:
             app.engine,
             app.collection,
             Analyzer(app.settings.language),
+            AccessPolicy.from_settings(app.settings),
+            app.settings.max_query_chars,
         )
+
+    def access(self, principal: Principal | None) -> Access:
+        """What ``principal`` may read here (None: only what is public)."""
+        return self.policy.access(principal)
+
+    def bound(self, query: str) -> tuple[str, bool]:
+        """The query as it will be searched, and whether it had to be cut."""
+        return bound_query(query, self.max_query_chars)
 
     def search(
         self,
@@ -163,19 +195,21 @@ class Searcher:
         ``mode``: dense (by meaning), keyword (BM25) or hybrid (both, fused;
         the default), or a :class:`Ranking` with fusion settings.
         """
-        if not isinstance(query, str) or not query.strip():
+        query, _ = self.bound(query)
+        if not query:
             raise InvalidInputError("the query is empty")
         _check_top_k(top_k)
         if offset < 0:
             raise InvalidInputError("offset must not be negative")
         ranking = mode if isinstance(mode, Ranking) else Ranking.of(mode)
-        store_filter = build_filter(filters, principal)
+        access = self.access(principal)
+        store_filter = build_filter(filters, access)
         if not self.store.collection_exists(self.collection):
             return []
         fetch = self._fetcher(query, ranking, store_filter)
         if fetch is None:
             return []
-        return self._collect(fetch, top_k, offset)
+        return self._collect(fetch, top_k, offset, access)
 
     def _fetcher(
         self, query: str, ranking: Ranking, store_filter: Filter
@@ -233,32 +267,29 @@ class Searcher:
         text hash); only when it is not there is its text encoded again.
         """
         _check_top_k(top_k)
-        base = build_filter(filters, principal)
+        access = self.access(principal)
+        base = build_filter(filters, access)
         store_filter = replace(
             base, must_not=(*base.must_not, MatchAny("doc_id", (document_id,)))
         )
         if not self.store.collection_exists(self.collection):
             return []
-        vector = self._passage_vector(document_id, ordinal, principal)
-        return self._search_vector(vector, top_k, 0, store_filter)
-
-    def _search_vector(
-        self,
-        vector: npt.NDArray[np.float32],
-        top_k: int,
-        offset: int,
-        store_filter: Filter,
-    ) -> list[Hit]:
+        vector = self._passage_vector(document_id, ordinal, access)
         return self._collect(
             lambda limit: self.store.search(
                 self.collection, vector, limit, store_filter
             ),
             top_k,
-            offset,
+            0,
+            access,
         )
 
     def _collect(
-        self, fetch: Callable[[int], list[ScoredPoint]], top_k: int, offset: int
+        self,
+        fetch: Callable[[int], list[ScoredPoint]],
+        top_k: int,
+        offset: int,
+        access: Access,
     ) -> list[Hit]:
         """Hits ``offset`` to ``offset + top_k`` of active versions only.
 
@@ -274,17 +305,17 @@ class Searcher:
                 # Points tied with the last one may have equals beyond the
                 # limit, which a deeper fetch could rank first: they wait.
                 points = [p for p in points if p.score > points[-1].score]
-            hits = self._active_hits(points)
+            hits = self._active_hits(points, access)
             if len(hits) >= wanted or complete:
                 return hits[offset:wanted]
             limit *= 2
 
     def _passage_vector(
-        self, document_id: str, ordinal: int, principal: Principal | None
+        self, document_id: str, ordinal: int, access: Access
     ) -> npt.NDArray[np.float32]:
         key = embedding_cache.cache_key(self.encoder)
         with Session(self.engine) as session:
-            document = repo.get_document(session, document_id)
+            document = repo.get_document(session, document_id, access)
             version = document.active_version if document else None
             text_hash = repo.get_chunk_text_hash(session, document_id, ordinal)
             cached = (
@@ -297,7 +328,7 @@ class Searcher:
             MatchAny("doc_id", (document_id,)),
             MatchAny("version", (str(version),)),
         ]
-        must.extend(build_filter(None, principal).must)
+        must.extend(build_filter(None, access).must)
         passage = self._find_point(Filter(must=tuple(must)), ordinal)
         if version is None or passage is None:
             raise InvalidInputError("that passage is no longer in the index")
@@ -334,12 +365,18 @@ class Searcher:
                 self._query_vectors.popitem(last=False)
         return vector
 
-    def _active_hits(self, points: list[ScoredPoint]) -> list[Hit]:
+    def _active_hits(self, points: list[ScoredPoint], access: Access) -> list[Hit]:
+        """Hits of the points whose document is active at that version and,
+        by the catalog's own groups (not only the points'), readable."""
         with Session(self.engine) as session:
             documents = repo.get_documents(
                 session, (p.payload["doc_id"] for p in points)
             )
-            active = {d.id: d for d in documents.values() if d.active_version}
+            active = {
+                d.id: d
+                for d in documents.values()
+                if d.active_version and access.allows(d.access_groups)
+            }
             hits = []
             for point in points:
                 payload = point.payload
@@ -399,8 +436,10 @@ def search(
     filters: SearchFilters | None = None,
     offset: int = 0,
     mode: str | Mode | Ranking | None = None,
+    principal: Principal | None = None,
 ) -> list[Hit]:
-    """Search the index the environment's settings select (``SEMSEARCH_*``).
+    """Search the index the environment's settings select (``SEMSEARCH_*``),
+    as ``principal`` (None: only public documents).
 
     The encoder, catalog and store are opened on the first call and kept for
     the life of the process; with the embedded store that holds it, so other
@@ -413,7 +452,7 @@ def search(
 
             _default_app = App(role="search")
             _default = Searcher.for_app(_default_app)
-    return _default.search(query, top_k, filters, offset, mode=mode)
+    return _default.search(query, top_k, filters, offset, principal, mode)
 
 
 def close_default() -> None:
@@ -453,7 +492,7 @@ def _hit(point: ScoredPoint, author: str | None) -> Hit:
         file_type=payload.get("file_type", ""),
         metadata={
             "tags": payload.get("tags", []),
-            "groups": [g for g in payload.get("groups", []) if g != "*"],
+            "groups": [g for g in payload.get("groups", []) if g != UNGROUPED],
             "date": _iso_date(payload.get("date")),
             "author": author,
         },

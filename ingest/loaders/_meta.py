@@ -23,6 +23,7 @@ class Metadata:
     author: str | None = None
     tags: list[str] = field(default_factory=list)
     date: datetime | None = None
+    groups: list[str] = field(default_factory=list)
 
 
 def clean_text(value: object) -> str | None:

@@ -1,11 +1,13 @@
 """Markdown (``.md``, ``.markdown``): decoded like plain text, read whole.
 
 YAML front matter, a block between a first line ``---`` and the next line
-``---``, gives ``title``, ``tags`` (a list or a comma string), ``date`` and
-``author``; other keys are ignored. The front matter is not indexed: the
-document text, and so every segment offset, starts just after its closing
-line. Front matter that is not valid YAML, or not a mapping, is left in the
-text (it is all we can index) and a warning is logged; the file still loads.
+``---``, gives ``title``, ``tags`` (a list or a comma string), ``date``, ``author`` and
+``groups`` (who may read it, given as tags are); other keys are ignored. The
+front matter is not indexed: the document text, and so every segment offset,
+starts just after its closing line. Front matter that is not valid YAML, or
+not a mapping, is left in the text (it is all we can index) and a warning is
+logged; the file still loads, unless that front matter names ``groups``: a
+document that meant to restrict its readers is refused, never made public.
 
 The title falls back to the first ``# heading`` outside fenced code, then to
 the file stem. The Markdown source is indexed as it is, markup included.
@@ -47,12 +49,16 @@ def load_md(path: Path) -> LoadedDocument:
         title=meta.title or first_heading(body) or path.stem,
         author=meta.author,
         tags=meta.tags,
+        groups=meta.groups,
         date=meta.date,
         size_bytes=whole.facts.size_bytes,
         modified_at=whole.facts.modified_at,
         content_hash=whole.content_hash,
         segments=[Segment(body, 0)],
     )
+
+
+_GROUPS_KEY = re.compile(r"^\s*groups\s*:", re.MULTILINE)
 
 
 def split_front_matter(text: str, path: Path) -> tuple[Metadata, str]:
@@ -67,16 +73,24 @@ def split_front_matter(text: str, path: Path) -> tuple[Metadata, str]:
     if closing is None:
         return Metadata(), text
 
+    block = text[opening.end() : closing.start()]
+    names_groups = _GROUPS_KEY.search(block) is not None
     try:
-        values = yaml.safe_load(text[opening.end() : closing.start()])
+        values = yaml.safe_load(block)
     except (yaml.YAMLError, ValueError, TypeError) as exc:
         # The reason names a line and a column, never the text itself.
         problem = getattr(exc, "problem", None) or type(exc).__name__
+        if names_groups:
+            raise LoadError(
+                f"front matter names groups but is not valid YAML ({problem})", path
+            ) from None
         logger.warning("%s: front matter is not valid YAML (%s); kept", path, problem)
         return Metadata(), text
     if values is None:
         values = {}
     if not isinstance(values, dict):
+        if names_groups:
+            raise LoadError("front matter names groups but is not a mapping", path)
         logger.warning("%s: front matter is not a mapping; kept as text", path)
         return Metadata(), text
 
@@ -85,6 +99,7 @@ def split_front_matter(text: str, path: Path) -> tuple[Metadata, str]:
         author=authors(values.get("author")),
         tags=split_tags(values.get("tags")),
         date=as_utc(values.get("date")),
+        groups=split_tags(values.get("groups")),
     )
     return meta, text[closing.end() :]
 

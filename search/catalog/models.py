@@ -12,6 +12,7 @@ test compares them).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,7 +65,6 @@ class Document(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64))
     author: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    access_groups: Mapped[list[str]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(
         String(16), default=DocumentStatus.PENDING, index=True
     )
@@ -78,10 +78,43 @@ class Document(Base):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
     indexed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The folder (or, for a file named on its own, the file's folder) the
+    # ingest found it under: a download must resolve inside it.
+    root_path: Mapped[str | None] = mapped_column(Text)
+    # Runs that began on this document's current file without finishing it.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     chunks: Mapped[list[Chunk]] = relationship(
         back_populates="document", cascade="all, delete-orphan", passive_deletes=True
     )
+    group_rows: Mapped[list[DocumentGroup]] = relationship(
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="selectin",
+        order_by="DocumentGroup.name",
+    )
+
+    @property
+    def access_groups(self) -> list[str]:
+        """The groups that may read the document; none: see search.access."""
+        return [row.name for row in self.group_rows]
+
+    @access_groups.setter
+    def access_groups(self, names: Iterable[str]) -> None:
+        wanted = sorted(set(names))
+        if wanted != self.access_groups:
+            self.group_rows = [DocumentGroup(name=name) for name in wanted]
+
+
+class DocumentGroup(Base):
+    """One access group of one document (a document with none: see search.access)."""
+
+    __tablename__ = "document_groups"
+
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
 
 
 class Chunk(Base):
@@ -142,3 +175,6 @@ class Job(Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Runs begun, and the earliest time the next may begin (retry backoff).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

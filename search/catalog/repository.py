@@ -16,14 +16,27 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from search.access import Access
 from search.catalog.models import (
     CachedEmbedding,
     Chunk,
     Document,
+    DocumentGroup,
     DocumentStatus,
     Job,
     JobStatus,
@@ -38,8 +51,32 @@ def document_id_for(source: str) -> str:
     return str(uuid.uuid5(_DOCUMENT_NAMESPACE, source))
 
 
-def get_document(session: Session, document_id: str) -> Document | None:
-    return session.get(Document, document_id)
+def readable(access: Access) -> ColumnElement[bool]:
+    """The documents ``access`` may read, as a WHERE clause (search.access)."""
+    if access.everything:
+        return true()
+    clauses: list[ColumnElement[bool]] = []
+    if access.groups:
+        clauses.append(
+            exists().where(
+                DocumentGroup.document_id == Document.id,
+                DocumentGroup.name.in_(sorted(access.groups)),
+            )
+        )
+    if access.ungrouped:
+        clauses.append(~exists().where(DocumentGroup.document_id == Document.id))
+    return or_(*clauses) if clauses else false()
+
+
+def get_document(
+    session: Session, document_id: str, access: Access | None = None
+) -> Document | None:
+    """The document, or None; with ``access``, None too where it may not read it."""
+    document = session.get(Document, document_id)
+    if document is not None and access is not None:
+        if not access.allows(document.access_groups):
+            return None
+    return document
 
 
 def get_documents(session: Session, ids: Iterable[str]) -> dict[str, Document]:
@@ -51,9 +88,12 @@ def get_documents(session: Session, ids: Iterable[str]) -> dict[str, Document]:
 
 
 def list_documents(
-    session: Session, status: str | None = None, under: str | None = None
+    session: Session,
+    access: Access,
+    status: str | None = None,
+    under: str | None = None,
 ) -> list[Document]:
-    query = select(Document).order_by(Document.source_path)
+    query = select(Document).where(readable(access)).order_by(Document.source_path)
     if status is not None:
         query = query.where(Document.status == status)
     if under is not None:
@@ -61,19 +101,21 @@ def list_documents(
     return list(session.scalars(query))
 
 
-def count_documents(session: Session) -> dict[str, int]:
+def count_documents(session: Session, access: Access) -> dict[str, int]:
     rows = session.execute(
-        select(Document.status, func.count()).group_by(Document.status)
+        select(Document.status, func.count())
+        .where(readable(access))
+        .group_by(Document.status)
     )
     return {str(status): int(count) for status, count in rows}
 
 
-def count_active_chunks(session: Session) -> int:
+def count_active_chunks(session: Session, access: Access) -> int:
     query = (
         select(func.count())
         .select_from(Chunk)
         .join(Document, Document.id == Chunk.document_id)
-        .where(Chunk.version == Document.active_version)
+        .where(Chunk.version == Document.active_version, readable(access))
     )
     return int(session.scalar(query) or 0)
 
@@ -235,9 +277,9 @@ class Facets:
     latest: datetime | None
 
 
-def get_facets(session: Session) -> Facets:
-    """File types and tags of indexed documents, with counts, and their dates."""
-    indexed = Document.status == DocumentStatus.INDEXED
+def get_facets(session: Session, access: Access) -> Facets:
+    """File types and tags of the indexed documents ``access`` may read."""
+    indexed = (Document.status == DocumentStatus.INDEXED) & readable(access)
     types = session.execute(
         select(Document.file_type, func.count())
         .where(indexed)

@@ -22,7 +22,17 @@ def register(subparsers: Any) -> None:
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     ingest.add_argument("--tag", action="append", default=[], help="tag every document")
     ingest.add_argument(
-        "--group", action="append", default=[], help="access group (default: public)"
+        "--group",
+        action="append",
+        default=[],
+        help="access group of every document (repeat; documents with no group "
+        "are public unless SEMSEARCH_UNGROUPED=private)",
+    )
+    ingest.add_argument(
+        "--rules",
+        type=Path,
+        help="TOML file of path patterns and their access groups "
+        "(default: SEMSEARCH_ACCESS_RULES)",
     )
     ingest.add_argument(
         "--exclude", action="append", default=[], help="glob of paths to skip"
@@ -55,9 +65,20 @@ def run_ingest(args: argparse.Namespace) -> int:
     from ingest.summary import IngestSummary
     from search.errors import StoreLockedError
 
+    from ingest.access_rules import load_rules
+    from search.access import check_groups
+
     app = open_app(args)
+    rules = args.rules.expanduser().absolute() if args.rules else None
+    # Refused here, before a job is queued: a typo must not publish documents.
+    check_groups(args.group)
+    load_rules(rules or app.settings.access_rules)
     options = IngestOptions(
-        tags=args.tag, groups=args.group, exclude=args.exclude, prune=args.prune
+        tags=args.tag,
+        groups=args.group,
+        exclude=args.exclude,
+        prune=args.prune,
+        rules=str(rules) if rules else None,
     )
     job_id = jobs.enqueue(app, jobs.ingest_params(args.paths, options))
     if args.queue:

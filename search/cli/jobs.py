@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from search.cli.common import open_app, print_json
+from search.cli.common import add_principal_arguments, open_app, principal_of, print_json
 
 STATUSES = ("queued", "running", "done", "failed")
 
@@ -23,12 +23,14 @@ def register(subparsers: Any) -> None:
         "--failed", action="store_true", help="list failed documents and their errors"
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
+    add_principal_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
+    from search.access import AccessPolicy
     from search.catalog import repository as repo
     from search.catalog.models import DocumentStatus
     from search.errors import InvalidInputError
@@ -38,11 +40,16 @@ def run(args: argparse.Namespace) -> int:
     app = open_app(args)
     rows: list[dict[str, Any]]
     try:
+        access = AccessPolicy.from_settings(app.settings).access(
+            principal_of(args, app.settings)
+        )
         with Session(app.engine) as session:
             if args.failed:
                 rows = [
                     {"path": d.source_path, "error": d.error, "updated": d.updated_at}
-                    for d in repo.list_documents(session, status=DocumentStatus.FAILED)
+                    for d in repo.list_documents(
+                        session, access, status=DocumentStatus.FAILED
+                    )
                 ]
             else:
                 rows = [

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import date
 from typing import Any
 
-from search.cli.common import open_app, print_json
+from search.cli.common import add_principal_arguments, open_app, principal_of, print_json
 from search.errors import InvalidInputError
 
 
@@ -29,7 +30,12 @@ def register(subparsers: Any) -> None:
         "--all-tags", action="store_true", help="documents with every --tag, not any"
     )
     parser.add_argument("--path", help="documents under this folder")
-    parser.add_argument("--group", action="append", default=[], help="access group")
+    parser.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        help="only documents of this access group (within what you may read)",
+    )
     parser.add_argument("--since", type=_date, help="on or after YYYY-MM-DD")
     parser.add_argument("--until", type=_date, help="on or before YYYY-MM-DD")
     parser.add_argument(
@@ -39,6 +45,7 @@ def register(subparsers: Any) -> None:
         help="ranking: by meaning, by words (BM25), or both fused (default hybrid)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list of hits")
+    add_principal_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -72,9 +79,22 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("--top-k must be at least 1")
     app = open_app(args)
     try:
+        principal = principal_of(args, app.settings)
         searcher = Searcher.for_app(app)
+        query, truncated = searcher.bound(args.query)
+        if truncated and not args.json:
+            print(
+                f"note: the query was cut to {searcher.max_query_chars} characters "
+                "(SEMSEARCH_MAX_QUERY_CHARS)",
+                file=sys.stderr,
+            )
         hits = searcher.search(
-            args.query, args.top_k, filters, offset=args.offset, mode=args.mode
+            query,
+            args.top_k,
+            filters,
+            offset=args.offset,
+            principal=principal,
+            mode=args.mode,
         )
         empty_index = not hits and not (
             app.store.collection_exists(app.collection)
@@ -102,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     for rank, hit in enumerate(hits, start=args.offset + 1):
         page = f", page {hit.page}" if hit.page else ""
         print(f"{rank:>3}. {hit.score:.3f}  {hit.title}  ({hit.path}{page})")
-        print(f"     {snippet(hit.text, args.query, 300)}")
+        print(f"     {snippet(hit.text, query, 300)}")
     return 0
 
 
@@ -115,7 +135,10 @@ def _filtered(args: argparse.Namespace) -> bool:
 def _has_indexed_documents(app: Any) -> bool:
     from sqlalchemy.orm import Session
 
+    from search.access import Access
     from search.catalog import repository as repo
 
+    # Whether the index needs rebuilding, not what anyone may read: no count shown.
     with Session(app.engine) as session:
-        return repo.count_documents(session).get("indexed", 0) > 0
+        counts = repo.count_documents(session, Access.unrestricted())
+        return counts.get("indexed", 0) > 0

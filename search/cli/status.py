@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.cli.common import open_app, print_json
+from search.cli.common import add_principal_arguments, open_app, principal_of, print_json
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -21,6 +21,7 @@ def register(subparsers: Any) -> None:
         description="Show what is indexed and where it is kept.",
     )
     status.add_argument("--json", action="store_true", help="print JSON")
+    add_principal_arguments(status)
     status.set_defaults(handler=run_status)
 
     db = subparsers.add_parser(
@@ -49,18 +50,22 @@ def _folder_size(path: Path) -> int:
 def run_status(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
+    from search.access import AccessPolicy
     from search.catalog import repository as repo
+    from search.filters import build_filter
     from search.models import find_registered
 
     app = open_app(args)
     s = app.settings
     try:
+        principal = principal_of(args, s)
+        access = AccessPolicy.from_settings(s).access(principal)
         with Session(app.engine) as session:
-            documents = repo.count_documents(session)
-            chunks = repo.count_active_chunks(session)
+            documents = repo.count_documents(session, access)
+            chunks = repo.count_active_chunks(session, access)
         store_points = None
         if app.store.collection_exists(app.collection):
-            store_points = app.store.count(app.collection)
+            store_points = app.store.count(app.collection, build_filter(None, access))
     finally:
         app.close()
 
@@ -72,6 +77,9 @@ def run_status(args: argparse.Namespace) -> int:
         "store": _folder_size(s.store_dir) if s.embedded_store else None,
     }
     info: dict[str, Any] = {
+        "user": principal.user,
+        "groups": list(principal.groups),
+        "sees_everything": access.everything,
         "documents": documents,
         "documents_total": sum(documents.values()),
         "chunks": chunks,
@@ -88,6 +96,8 @@ def run_status(args: argparse.Namespace) -> int:
         print_json(info)
         return 0
     by_status = ", ".join(f"{n} {k}" for k, n in sorted(documents.items())) or "none"
+    scope = "every document" if access.everything else "what they may read"
+    print(f"user       {principal.describe()}: counts of {scope}")
     print(f"documents  {info['documents_total']} ({by_status})")
     print(f"chunks     {chunks} (points in the store: {store_points or 0})")
     print(f"model      {s.model}")

@@ -9,9 +9,12 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from search.access import Access
 from search.catalog import repository as repo
 from search.catalog.engine import upgrade
 from search.catalog.models import Document, DocumentStatus, JobStatus
+
+EVERYTHING = Access.unrestricted()
 
 
 @pytest.fixture
@@ -64,22 +67,23 @@ def test_documents_and_chunks_round_trip(engine: Engine) -> None:
         assert document is not None
         assert document.tags == ["alpha", "beta"]
         assert [c.ordinal for c in document.chunks] == [0, 1, 2]
-        assert repo.count_active_chunks(session) == 3
+        assert repo.count_active_chunks(session, EVERYTHING) == 3
 
         # A new version is written beside the old one, then replaces it.
         repo.add_chunks(session, [{"document_id": doc_id, "version": "v2", **rows[0]}])
         document.active_version = "v2"
         session.commit()
-        assert repo.count_active_chunks(session) == 1
+        assert repo.count_active_chunks(session, EVERYTHING) == 1
         repo.delete_chunks(session, doc_id, keep_version="v2")
         session.commit()
         session.expire_all()
         assert [(c.version, c.ordinal) for c in document.chunks] == [("v2", 0)]
-        assert repo.count_documents(session) == {"indexed": 1}
+        assert repo.count_documents(session, EVERYTHING) == {"indexed": 1}
         assert [
-            d.source_path for d in repo.list_documents(session, under="/docs/")
+            d.source_path
+            for d in repo.list_documents(session, EVERYTHING, under="/docs/")
         ] == ["/docs/one.txt"]
-        assert repo.list_documents(session, under="/doc_") == []
+        assert repo.list_documents(session, EVERYTHING, under="/doc_") == []
 
 
 def test_a_failed_read_keeps_the_indexed_version(engine: Engine) -> None:

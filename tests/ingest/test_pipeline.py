@@ -10,6 +10,7 @@ from conftest import TinyModelFactory, postgres_database
 from sqlalchemy.orm import Session
 
 from ingest.pipeline import IngestOptions, Ingestor, point_id
+from search.access import Access, Principal
 from search.app import App
 from search.catalog import repository as repo
 from search.catalog.engine import create_catalog_engine, upgrade
@@ -17,6 +18,9 @@ from search.filters import SearchFilters
 from search.retrieval import Searcher
 from search.settings import Settings
 from search.stores.base import Filter, MatchAny
+
+EVERYTHING = Access.unrestricted()
+
 
 PARAGRAPHS = [
     "Back up the team share every night and keep copies on a second site.",
@@ -144,11 +148,21 @@ def test_filters_narrow_the_hits(app: App, docs: Path) -> None:
     ingest(app, docs / "notes")
     s = searcher(app)
 
+    staff = Principal("ann", ("staff",))
+
     def paths(**filters: object) -> set[str]:
-        hits = s.search("disk", top_k=50, filters=SearchFilters(**filters))  # type: ignore[arg-type]
+        hits = s.search(
+            "disk",
+            top_k=50,
+            filters=SearchFilters(**filters),  # type: ignore[arg-type]
+            principal=staff,
+        )
         return {Path(h.path).name for h in hits}
 
     assert paths() == {"backup.txt", "bread.md", "password.html"}
+    # Without a principal, only what is public (the staff file is not).
+    public = s.search("disk", top_k=50)
+    assert {Path(h.path).name for h in public} == {"bread.md", "password.html"}
     assert paths(file_types=("md", "html")) == {"bread.md", "password.html"}
     assert paths(tags=("food",)) == {"bread.md"}
     assert paths(tags=("food", "ops"), tags_mode="all") == set()
@@ -181,7 +195,7 @@ def test_bad_files_are_reported_and_lose_nothing(app: App, docs: Path) -> None:
     assert app.store.count(app.collection) == before
 
     with Session(app.engine) as session:
-        failed = repo.list_documents(session, status="failed")
+        failed = repo.list_documents(session, EVERYTHING, status="failed")
         assert {Path(d.source_path).name for d in failed} == set(reasons)
         assert all(d.error for d in failed)
 
@@ -197,7 +211,7 @@ def test_prune_removes_documents_whose_files_are_gone(app: App, docs: Path) -> N
     hits = searcher(app).search("bread", top_k=50)
     assert all(not h.path.endswith("bread.md") for h in hits)
     with Session(app.engine) as session:
-        assert repo.count_documents(session) == {"indexed": 2}
+        assert repo.count_documents(session, EVERYTHING) == {"indexed": 2}
 
 
 def test_unreadable_vanished_and_odd_encodings(

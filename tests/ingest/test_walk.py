@@ -99,19 +99,35 @@ def test_symlink_loop_is_walked_once(tmp_path: Path) -> None:
     assert stats.repeated == 2
 
 
-def test_symlinked_folder_and_file_are_followed(tmp_path: Path) -> None:
-    outside = tmp_path / "outside"
-    touch(outside, "shared.md")
-    touch(tmp_path, "elsewhere/note.txt")
+def test_symlinks_inside_the_folder_are_followed(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    root.mkdir()
-    (root / "linked").symlink_to(outside, target_is_directory=True)
-    (root / "alias.txt").symlink_to(tmp_path / "elsewhere" / "note.txt")
-    assert relative(list(walk([root])), root) == ["alias.txt", "linked/shared.md"]
-
+    touch(root, "shared/shared.md", "elsewhere/note.txt")
+    (root / "linked").symlink_to(root / "shared", target_is_directory=True)
+    (root / "alias.txt").symlink_to(root / "elsewhere" / "note.txt")
+    items = list(walk([root]))
     # The same file reached twice is yielded once, under the first path.
-    (root / "again.md").symlink_to(outside / "shared.md")
-    assert relative(list(walk([root])), root) == ["again.md", "alias.txt"]
+    assert relative(items, root) == ["alias.txt", "linked/shared.md"]
+    assert all(item.root == root.resolve() for item in items)
+
+
+def test_symlinks_leading_outside_the_folder_are_refused(tmp_path: Path) -> None:
+    """Whoever may write into a shared folder must not index the server's files."""
+    outside = tmp_path / "outside"
+    touch(outside, "secret.md", "other/key.txt")
+    root = tmp_path / "root"
+    touch(root, "own.txt")
+    (root / "secret.md").symlink_to(outside / "secret.md")
+    (root / "other").symlink_to(outside / "other", target_is_directory=True)
+    items = list(walk([root]))
+    assert [(i.path.name, i.problem) for i in items] == [
+        ("other", "link leads outside the folder"),
+        ("own.txt", None),
+        ("secret.md", "link leads outside the folder"),
+    ]
+    # Named directly, a link is the user's own choice and is followed.
+    [direct] = walk([root / "secret.md"])
+    assert direct.problem is None
+    assert direct.root == outside.resolve()
 
 
 def test_broken_symlink(tmp_path: Path) -> None:

@@ -11,11 +11,14 @@ from sqlalchemy.orm import Session
 
 from ingest import jobs
 from ingest.pipeline import IngestOptions
+from search.access import Access
 from search.app import App
 from search.catalog import repository as repo
 from search.catalog.models import Job, JobStatus
 from search.settings import load_settings
 from webui.apptest import new_app, texts
+
+EVERYTHING = Access.unrestricted()
 
 
 def _result_titles(at: object) -> list[str]:
@@ -217,7 +220,7 @@ def test_jobs_queued_by_the_cli_run_in_the_ui_process(
         assert job.status == JobStatus.DONE
         assert job.worker is not None
         with Session(cli.engine) as session:
-            assert repo.count_documents(session)["indexed"] == 5
+            assert repo.count_documents(session, EVERYTHING)["indexed"] == 5
     finally:
         cli.close()
 

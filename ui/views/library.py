@@ -37,7 +37,7 @@ def _documents() -> list[dict[str, Any]]:
                 "indexed": d.indexed_at,
                 "tags": ", ".join(d.tags or []),
             }
-            for d in repo.list_documents(session)
+            for d in repo.list_documents(session, Access.unrestricted())
         ]
 
 
