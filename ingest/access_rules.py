@@ -21,6 +21,7 @@ the ingest with a message saying where: a typo must not publish documents.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -54,10 +55,8 @@ class AccessRules:
         absolute = PurePosixPath(path.resolve().as_posix()).as_posix()
         relative = absolute
         if root is not None:
-            try:
+            with contextlib.suppress(ValueError):  # not under root: absolute
                 relative = path.resolve().relative_to(root.resolve()).as_posix()
-            except ValueError:
-                pass
         found: set[str] = set()
         for rule in self.rules:
             if rule.matches(relative, absolute):
@@ -76,7 +75,9 @@ def load_rules(path: Path | None) -> AccessRules:
             f"access rules {path}: cannot read ({exc.strerror or exc})"
         ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"access rules {path}: not valid TOML ({exc})") from None
+        raise InvalidInputError(
+            f"access rules {path}: not valid TOML ({exc})"
+        ) from None
     unknown = set(data) - {"rule"}
     if unknown:
         raise InvalidInputError(

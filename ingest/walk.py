@@ -137,10 +137,13 @@ class _Walk:
                 continue
             try:
                 is_dir, is_file = entry.is_dir(), entry.is_file()
-                if entry.is_symlink() and (is_dir or is_file):
-                    if not path.resolve().is_relative_to(resolved_top):
-                        yield self.problem(path, "link leads outside the folder")
-                        continue
+                if (
+                    entry.is_symlink()
+                    and (is_dir or is_file)
+                    and not path.resolve().is_relative_to(resolved_top)
+                ):
+                    yield self.problem(path, "link leads outside the folder")
+                    continue
                 if (is_dir or is_file) and not self.first_visit(entry.stat()):
                     continue
             except OSError as exc:

@@ -24,10 +24,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from search import bm25, embedding_cache
+from search.access import UNGROUPED, Access, AccessPolicy, Principal
 from search.analysis import Analyzer
 from search.catalog import repository as repo
 from search.errors import InvalidInputError
-from search.access import UNGROUPED, Access, AccessPolicy, Principal
 from search.filters import SearchFilters, build_filter
 from search.grouping import DocumentResult, group_hits
 from search.stores.base import (

@@ -11,16 +11,18 @@
 | SEMSEARCH_QDRANT_SHARDS / _REPLICAS / _ON_DISK | server defaults | new collections |
 | SEMSEARCH_CHUNK_TOKENS / _CHUNK_OVERLAP | 200 / 32 | chunk size, overlap (tokens) |
 | SEMSEARCH_HNSW_THRESHOLD | 20000 | points before the embedded store builds HNSW |
-| SEMSEARCH_UNGROUPED | public | whether documents without access groups are public or admins' only |
-| SEMSEARCH_ADMIN_GROUPS | (none) | comma-separated groups that see every document |
-| SEMSEARCH_ACCESS_RULES | (none) | TOML file of path patterns and their groups (ingest.access_rules) |
-| SEMSEARCH_AUTH | local | who the UI's user is: local, proxy (trusted headers) or oidc |
-| SEMSEARCH_LOCAL_USER / _LOCAL_GROUPS | OS user / (none) | the single user of auth=local, and the CLI's |
-| SEMSEARCH_AUTH_USER_HEADER / _GROUPS_HEADER | X-Forwarded-User / X-Forwarded-Groups | auth=proxy |
-| SEMSEARCH_OIDC_GROUPS_CLAIM | groups | auth=oidc: the ID token claim that lists groups |
-| SEMSEARCH_MAX_QUERY_CHARS | 1000 | longer queries are cut there, with a notice |
-| SEMSEARCH_MAX_FILE_MB / _MAX_PAGES | 200 / 5000 | larger files, longer PDFs are refused at ingest |
-| SEMSEARCH_RETRY_ATTEMPTS / _RETRY_BACKOFF_S | 5 / 1.0 | tries at a server that is down, first wait (doubling) |
+| SEMSEARCH_UNGROUPED | public | documents without groups: public or private |
+| SEMSEARCH_ADMIN_GROUPS | (none) | comma-separated groups that see everything |
+| SEMSEARCH_ACCESS_RULES | (none) | TOML rules: path patterns to groups |
+| SEMSEARCH_AUTH | local | the UI's sign-in: local, proxy (headers), oidc |
+| SEMSEARCH_LOCAL_USER, _LOCAL_GROUPS | OS user, none | auth=local, the CLI |
+| SEMSEARCH_AUTH_USER_HEADER | X-Forwarded-User | auth=proxy: user name |
+| SEMSEARCH_AUTH_GROUPS_HEADER | X-Forwarded-Groups | auth=proxy: groups |
+| SEMSEARCH_OIDC_GROUPS_CLAIM | groups | auth=oidc: the claim listing groups |
+| SEMSEARCH_MAX_QUERY_CHARS | 1000 | longer queries are cut, with a notice |
+| SEMSEARCH_MAX_FILE_MB, _MAX_PAGES | 200, 5000 | larger files are refused |
+| SEMSEARCH_RETRY_ATTEMPTS | 5 | tries at a server that is down |
+| SEMSEARCH_RETRY_BACKOFF_S | 1.0 | first wait between tries (doubling) |
 
 Secrets (the API key, the database password) are ``SecretStr`` and shown
 masked wherever settings are printed or logged.

@@ -1,10 +1,25 @@
-"""The Streamlit entry point: page set-up and navigation (``semsearch ui``)."""
+"""The Streamlit entry point: page set-up, the signed-in user, navigation."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from search.settings import load_settings
+from ui import identity
+from ui.resources import shown_errors
+
 st.set_page_config(page_title="semsearch", page_icon=":material/search:", layout="wide")
+
+# Every page runs after this: nobody signed in, no page (access fails closed).
+st.session_state.pop(identity.VIEWER_KEY, None)
+with shown_errors():
+    settings = load_settings()
+    current = identity.viewer(settings)
+    if current is not None:
+        st.session_state[identity.VIEWER_KEY] = current
+        identity.sign_out_control(settings, current)
+if identity.VIEWER_KEY not in st.session_state:
+    st.stop()
 
 navigation = st.navigation(
     [

@@ -17,7 +17,9 @@ from search.retrieval import DEFAULT_MODE, Mode
 
 DEFAULT_TOP_K = 10
 MAX_PAGE_TOP_K = 50
-MAX_QUERY_CHARS = 1000
+# Only a guard on what a link may carry: the searcher cuts queries to the
+# SEMSEARCH_MAX_QUERY_CHARS setting, and the page says so.
+MAX_QUERY_CHARS = 100_000
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,12 @@ import sys
 from datetime import date
 from typing import Any
 
-from search.cli.common import add_principal_arguments, open_app, principal_of, print_json
+from search.cli.common import (
+    add_principal_arguments,
+    open_app,
+    principal_of,
+    print_json,
+)
 from search.errors import InvalidInputError
 
 

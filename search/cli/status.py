@@ -8,7 +8,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.cli.common import add_principal_arguments, open_app, principal_of, print_json
+from search.cli.common import (
+    add_principal_arguments,
+    open_app,
+    principal_of,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

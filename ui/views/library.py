@@ -13,15 +13,22 @@ from ingest.loaders import FILE_TYPES
 from ingest.pipeline import IngestOptions, remove_document
 from ingest.summary import IngestSummary
 from ingest.walk import walk
+from search.access import Access, parse_groups
 from search.catalog import repository as repo
 from search.errors import InvalidInputError
+from ui.identity import current_viewer
 from ui.resources import runtime, shown_errors
 
 TABLE_ROWS = 1000
+GROUPS_HELP = (
+    "Who may read these documents. With none, the documents are public, or "
+    "admins' only when SEMSEARCH_UNGROUPED=private. Front matter groups and "
+    "the access rules file add to these."
+)
 STATUSES = ("all", "indexed", "failed", "pending")
 
 
-def _documents() -> list[dict[str, Any]]:
+def _documents(access: Access) -> list[dict[str, Any]]:
     with Session(runtime().app.engine) as session:
         return [
             {
@@ -36,8 +43,9 @@ def _documents() -> list[dict[str, Any]]:
                 "modified": d.modified_at,
                 "indexed": d.indexed_at,
                 "tags": ", ".join(d.tags or []),
+                "groups": ", ".join(d.access_groups),
             }
-            for d in repo.list_documents(session, Access.unrestricted())
+            for d in repo.list_documents(session, access)
         ]
 
 
@@ -45,7 +53,8 @@ def _tags(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _run_ingest(paths: list[Path], tags: list[str]) -> None:
+def _run_ingest(paths: list[Path], tags: list[str], groups_text: str) -> None:
+    groups = parse_groups(groups_text)
     total = sum(1 for _ in walk(paths))
     bar = st.progress(0.0, text=f"Ingesting {total} files ...")
     done = 0
@@ -58,7 +67,8 @@ def _run_ingest(paths: list[Path], tags: list[str]) -> None:
             text=f"{done} of {total}: {Path(source).name}",
         )
 
-    summary = runtime().ingest(paths, IngestOptions(tags=tags), progress=advance)
+    options = IngestOptions(tags=tags, groups=groups)
+    summary = runtime().ingest(paths, options, progress=advance)
     bar.empty()
     st.cache_data.clear()
     _show_summary(summary)
@@ -89,6 +99,9 @@ def _add_section() -> None:
             "Folder or file on the server", placeholder="/srv/documents", key="lib-path"
         )
         tags_text = st.text_input("Tags (comma separated)", key="folder-tags")
+        folder_groups = st.text_input(
+            "Access groups (comma separated)", key="folder-groups", help=GROUPS_HELP
+        )
         if st.form_submit_button("Ingest", type="primary"):
             if not path_text.strip():
                 st.warning("Give a folder or file path.")
@@ -97,7 +110,7 @@ def _add_section() -> None:
                 if not path.exists():
                     st.error(f"{path} does not exist on the server.")
                 else:
-                    _run_ingest([path], _tags(tags_text))
+                    _run_ingest([path], _tags(tags_text), folder_groups)
     with upload_tab, st.form("upload", border=False, clear_on_submit=True):
         files = st.file_uploader(
             "Files",
@@ -105,6 +118,9 @@ def _add_section() -> None:
             accept_multiple_files=True,
         )
         tags_text = st.text_input("Tags (comma separated)", key="upload-tags")
+        upload_groups = st.text_input(
+            "Access groups (comma separated)", key="upload-groups", help=GROUPS_HELP
+        )
         if st.form_submit_button("Add", type="primary"):
             if not files:
                 st.warning("Choose one or more files first.")
@@ -116,10 +132,10 @@ def _add_section() -> None:
                     target = folder / _safe_name(upload.name)
                     target.write_bytes(upload.getvalue())
                     saved.append(target)
-                _run_ingest(saved, _tags(tags_text))
+                _run_ingest(saved, _tags(tags_text), upload_groups)
 
 
-def _table_section(documents: list[dict[str, Any]]) -> None:
+def _table_section(documents: list[dict[str, Any]], may_manage: bool) -> None:
     st.subheader("Documents")
     text_col, status_col = st.columns([3, 1])
     needle = text_col.text_input(
@@ -163,7 +179,8 @@ def _table_section(documents: list[dict[str, Any]]) -> None:
             ),
         },
     )
-    _remove_section(shown)
+    if may_manage:
+        _remove_section(shown)
 
 
 def _remove(document_id: str, path: str) -> None:
@@ -197,17 +214,21 @@ def _remove_section(documents: list[dict[str, Any]]) -> None:
 
 def page() -> None:
     st.title("Library")
+    viewer = current_viewer()
     if message := st.session_state.pop("lib-removed", None):
         st.success(message)
-    _add_section()
-    documents = _documents()
+    if viewer.may_manage:
+        _add_section()
+    documents = _documents(viewer.access)
     if not documents:
         st.info(
             "No documents yet. Ingest a folder above, or run "
             "`semsearch ingest FOLDER` in a terminal."
+            if viewer.may_manage
+            else "There are no documents here that you may read."
         )
         return
-    _table_section(documents)
+    _table_section(documents, viewer.may_manage)
 
 
 with shown_errors():

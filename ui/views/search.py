@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import mimetypes
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import streamlit as st
 from sqlalchemy.orm import Session
 
+from search.access import Access
 from search.catalog import repository as repo
+from search.download import find_document_file, read_document_file
+from search.errors import InvalidInputError
 from search.grouping import DocumentResult, group_hits
 from search.highlight import (
     best_sentences,
@@ -21,6 +24,7 @@ from search.highlight import (
 )
 from search.retrieval import DEFAULT_MODE
 from ui import params as url
+from ui.identity import Viewer, current_viewer
 from ui.resources import runtime, shown_errors
 
 PASSAGES_PER_DOCUMENT = 3
@@ -36,16 +40,26 @@ PASSAGE_STYLE = """
 """
 
 
+AccessKey = tuple[tuple[str, ...], bool, bool]
+
+
+def _access(key: AccessKey) -> Access:
+    groups, ungrouped, everything = key
+    return Access(frozenset(groups), ungrouped, everything)
+
+
+# Cached per access: one user's counts are never another's.
 @st.cache_data(ttl=15, show_spinner=False)
-def facets() -> repo.Facets:
+def facets(access_key: AccessKey) -> repo.Facets:
     with Session(runtime().app.engine) as session:
-        return repo.get_facets(session)
+        return repo.get_facets(session, _access(access_key))
 
 
 @st.cache_data(ttl=15, show_spinner=False)
-def indexed_documents() -> int:
+def indexed_documents(access_key: AccessKey) -> int:
     with Session(runtime().app.engine) as session:
-        return repo.count_documents(session).get("indexed", 0)
+        counts = repo.count_documents(session, _access(access_key))
+        return counts.get("indexed", 0)
 
 
 def _seed_from_url() -> None:
@@ -133,7 +147,7 @@ def _sidebar(known: repo.Facets) -> None:
 def _state() -> url.PageState:
     s = st.session_state
     return url.PageState(
-        query=(s.get("q") or "").strip()[: url.MAX_QUERY_CHARS],
+        query=(s.get("q") or "").strip(),
         top_k=int(s.get("f_k") or url.DEFAULT_TOP_K),
         file_types=tuple(s.get("f_types") or ()),
         tags=tuple(s.get("f_tags") or ()),
@@ -150,16 +164,28 @@ def _day(value: object) -> date | None:
     return value if isinstance(value, date) else None
 
 
-def _download(result: DocumentResult) -> None:
-    path = Path(result.path)
-    if not path.is_file():
-        st.caption("file not found at its path")
+def _download(result: DocumentResult, viewer: Viewer) -> None:
+    """A download of the document's file, served only as search.download allows."""
+    app = runtime().app
+    try:
+        found = find_document_file(app.engine, result.document_id, viewer.access)
+    except InvalidInputError as exc:
+        st.caption(str(exc))
         return
+
+    def data() -> bytes:
+        return read_document_file(
+            app.engine,
+            result.document_id,
+            viewer.access,
+            app.settings.max_file_bytes,
+        )
+
     st.download_button(
         "Download",
-        data=path.read_bytes,
-        file_name=path.name,
-        mime=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+        data=data,
+        file_name=found.name,
+        mime=found.mime,
         key=f"download-{result.document_id}",
         on_click="ignore",
         icon=":material/download:",
@@ -195,7 +221,7 @@ def _focus(results: list[DocumentResult], query: str) -> dict[tuple[str, int], s
     }
 
 
-def _render(results: list[DocumentResult], query: str) -> None:
+def _render(results: list[DocumentResult], query: str, viewer: Viewer) -> None:
     st.html(PASSAGE_STYLE)
     focus = _focus(results, query)
     for rank, result in enumerate(results, start=1):
@@ -216,7 +242,7 @@ def _render(results: list[DocumentResult], query: str) -> None:
             )
             head.caption(f"{result.path}  \n{details}")
             with actions:
-                _download(result)
+                _download(result, viewer)
             for passage in result.passages:
                 page = f"page {passage.page} · " if passage.page is not None else ""
                 key = (passage.document_id, passage.chunk_ordinal)
@@ -246,8 +272,9 @@ def page() -> None:
     _seed_from_url()
     for problem in st.session_state.pop("url_problems", ()):
         st.warning(f"Ignored a link parameter: {problem}")
+    viewer = current_viewer()
     searcher = runtime().searcher
-    _sidebar(facets())
+    _sidebar(facets(viewer.cache_key))
 
     st.text_input(
         "Search",
@@ -257,9 +284,19 @@ def page() -> None:
         icon=":material/search:",
     )
     state = _state()
+    query, truncated = searcher.bound(state.query)
+    if truncated:
+        state = replace(state, query=query)
+        st.warning(
+            f"The query was cut to its first {searcher.max_query_chars} characters.",
+            icon=":material/content_cut:",
+        )
     st.query_params.from_dict(url.to_query_params(state))
 
-    if indexed_documents() == 0:
+    if indexed_documents(viewer.cache_key) == 0:
+        if not viewer.may_manage:
+            st.info("There are no documents here that you may read yet.")
+            return
         st.info(
             "The index is empty. Add documents on the **Library** page, or run "
             "`semsearch ingest FOLDER` in a terminal.",
@@ -286,7 +323,11 @@ def page() -> None:
     if state.like is not None:
         document_id, ordinal = state.like
         hits = searcher.more_like(
-            document_id, ordinal, state.top_k * (PASSAGES_PER_DOCUMENT + 1), filters
+            document_id,
+            ordinal,
+            state.top_k * (PASSAGES_PER_DOCUMENT + 1),
+            filters,
+            principal=viewer.principal,
         )
         results = group_hits(hits, PASSAGES_PER_DOCUMENT)[: state.top_k]
         highlight = ""
@@ -301,12 +342,14 @@ def page() -> None:
             filters,
             passages=PASSAGES_PER_DOCUMENT,
             mode=state.mode,
+            principal=viewer.principal,
         )
         highlight = state.query
         label = "documents"
     else:
         st.caption(
-            f"{indexed_documents()} documents indexed. Type a query and press Enter."
+            f"{indexed_documents(viewer.cache_key)} documents to search. "
+            "Type a query and press Enter."
         )
         return
     elapsed_ms = (time.perf_counter() - started) * 1000
@@ -319,7 +362,7 @@ def page() -> None:
             st.info("No documents match. Try other words.")
         return
     st.caption(f"{len(results)} {label} in {elapsed_ms:.0f} ms")
-    _render(results, highlight)
+    _render(results, highlight, viewer)
 
 
 _started = time.perf_counter()

@@ -7,20 +7,24 @@ from sqlalchemy.orm import Session
 
 from ingest.summary import IngestSummary
 from search.catalog import repository as repo
+from search.filters import build_filter
+from ui.identity import current_viewer
 from ui.resources import runtime, shown_errors
 
 
 def page() -> None:
     st.title("Status")
+    viewer = current_viewer()
     shared = runtime()
     app = shared.app
     settings = app.settings
+    # Counts of what this user may read, like everything else they see.
     with Session(app.engine) as session:
-        documents = repo.count_documents(session)
-        chunks = repo.count_active_chunks(session)
+        documents = repo.count_documents(session, viewer.access)
+        chunks = repo.count_active_chunks(session, viewer.access)
         last_job = repo.get_last_job(session)
     points = (
-        app.store.count(app.collection)
+        app.store.count(app.collection, build_filter(None, viewer.access))
         if app.store.collection_exists(app.collection)
         else 0
     )
@@ -52,6 +56,8 @@ def page() -> None:
     st.markdown(
         f"- vector store: {store}, collection `{app.collection}`\n- catalog: {catalog}"
     )
+    if not viewer.may_manage:
+        return
     st.subheader("Last ingest")
     if last_job is None or last_job.finished_at is None:
         st.caption("No ingest has run yet.")
