@@ -79,12 +79,13 @@ from threadpoolctl import (  # type: ignore[import-untyped]
 
 from ingest.pipeline import point_id
 from search import Encoder, bm25
+from search.access import UNGROUPED, AccessPolicy
 from search.analysis import Analyzer
 from search.app import INDEXED_FIELDS, collection_name
 from search.catalog import repository as repo
 from search.catalog.engine import open_catalog
 from search.catalog.models import Document, DocumentStatus
-from search.filters import PUBLIC, SearchFilters, build_filter, path_prefixes
+from search.filters import SearchFilters, build_filter, path_prefixes
 from search.retrieval import DEFAULT_FUSION, HYBRID_PREFETCH, Searcher
 from search.settings import Settings
 from search.stores.base import (
@@ -242,7 +243,6 @@ def document_row(coll: Collection, corpus: Corpus, number: int) -> dict[str, Any
         "modified_at": datetime.fromtimestamp(int(coll.date[first]), UTC),
         "content_hash": version,
         "tags": [t for i, t in enumerate(TAGS) if coll.tag_bits[first] >> i & 1],
-        "access_groups": [],
         "status": DocumentStatus.INDEXED,
         "active_version": version,
         "chunk_count": stop - first,
@@ -270,7 +270,7 @@ def make_points(coll: Collection, corpus: Corpus, start: int, stop: int) -> list
             "path_prefixes": path_prefixes(row["source_path"]),
             "file_type": row["file_type"],
             "tags": row["tags"],
-            "groups": [PUBLIC],
+            "groups": [UNGROUPED],
             "date": int(coll.date[i]),
             "page": None,
             "char_start": offset,
@@ -300,7 +300,7 @@ def mask_of(filter: Filter, coll: Collection) -> npt.NDArray[np.bool_]:
             if c.lte is not None:
                 mask &= coll.date <= c.lte
         elif c.key == "groups" and isinstance(c, MatchAny):
-            mask &= PUBLIC in c.values
+            mask &= UNGROUPED in c.values
         else:
             raise ValueError(f"no column for condition {c}")
     return mask
@@ -419,7 +419,9 @@ def run_size(
         "documents": len(coll.rows),
         "cos_to_source": float(cos.mean()),
     }
-    filters = {name: build_filter(f, None) for name, f in FILTERS.items()}
+    # What an anonymous user may read: every document here has no groups.
+    anonymous = AccessPolicy().access(None)
+    filters = {name: build_filter(f, anonymous) for name, f in FILTERS.items()}
 
     # Brute force first: its exact hits are the truth for recall.
     per_filter: dict[str, dict[str, Any]] = {}
