@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -67,6 +68,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         capture_output=True,
         timeout=300,
     )
+    with _serving(env, data_dir) as address:
+        yield address
+
+
+@contextmanager
+def _serving(env: dict[str, str], data_dir: Path) -> Iterator[str]:
+    """`semsearch ui` on a free port, until the block ends (then SIGTERM)."""
     port = _free_port()
     log = (data_dir / "ui.log").open("w")
     server = subprocess.Popen(
@@ -178,3 +186,67 @@ def test_a_shared_link_opens_the_same_search(served: str, browser: object) -> No
     body = driver.find_element("tag name", "body").text  # type: ignore[attr-defined]
     assert "1 documents in" in body or "documents in" in body
     assert "Traceback" not in body
+
+
+SECRET_TITLE = "Salary bands"
+
+
+@pytest.fixture(scope="module")
+def served_behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The UI in proxy mode (SEMSEARCH_AUTH=proxy), over a public and an hr file."""
+    root = tmp_path_factory.mktemp("proxy")
+    docs = root / "docs"
+    docs.mkdir()
+    (docs / "calendar.md").write_text(
+        "---\ntitle: Holiday calendar\n---\nThe office closes in December; "
+        "the salary is paid before the holidays.\n",
+        encoding="utf-8",
+    )
+    (docs / "salaries.md").write_text(
+        f"---\ntitle: {SECRET_TITLE}\ngroups: [hr]\n---\n"
+        "Salary bands for every grade and the yearly salary review.\n",
+        encoding="utf-8",
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SEMSEARCH_", "QDRANT_", "DATABASE_URL"))
+    }
+    env |= {
+        "SEMSEARCH_DATA_DIR": str(root / "data"),
+        "HF_HUB_OFFLINE": "1",
+        "SEMSEARCH_AUTH": "proxy",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "search.cli.main", "ingest", str(docs)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    with _serving(env, root) as address:
+        yield address
+
+
+def _as(driver: object, headers: dict[str, str]) -> None:
+    """What a reverse proxy would add to every request of this browser."""
+    driver.execute_cdp_cmd("Network.enable", {})  # type: ignore[attr-defined]
+    driver.execute_cdp_cmd(  # type: ignore[attr-defined]
+        "Network.setExtraHTTPHeaders", {"headers": headers}
+    )
+
+
+def test_behind_a_proxy_each_user_sees_their_groups_only(
+    served_behind_proxy: str, browser: object
+) -> None:
+    driver = browser
+    driver.get(served_behind_proxy)  # type: ignore[attr-defined]
+    _wait_for_text(driver, "Not signed in")
+
+    for user, groups, sees_secret in (("bob", "staff", False), ("ann", "hr", True)):
+        _as(driver, {"X-Forwarded-User": user, "X-Forwarded-Groups": groups})
+        driver.get(f"{served_behind_proxy}/?q=salary")  # type: ignore[attr-defined]
+        _wait_for_text(driver, "Holiday calendar")
+        _wait_for_text(driver, f"Signed in as {user}")
+        body = driver.find_element("tag name", "body").text  # type: ignore[attr-defined]
+        assert (SECRET_TITLE in body) is sees_secret, user
