@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from search.access import Principal
     from search.adapters import EncoderEmbeddings
     from search.encoder import Encoder, EncodeStats
     from search.errors import (
@@ -35,6 +36,7 @@ _EXPORTS = {
     "ModelNotFoundError": "search.errors",
     "SemsearchError": "search.errors",
     "Hit": "search.retrieval",
+    "Principal": "search.access",
     "SearchFilters": "search.filters",
     "Searcher": "search.retrieval",
     "search": "search.retrieval",
@@ -53,6 +55,7 @@ __all__ = [
     "InvalidInputError",
     "ModelConfigError",
     "ModelNotFoundError",
+    "Principal",
     "SearchFilters",
     "Searcher",
     "SemsearchError",
