@@ -1,10 +1,17 @@
-"""Ingest work as jobs in the catalog: enqueue, claim, run, record.
+"""Ingest work as jobs in the catalog: enqueue, claim, run, record, retry.
 
 ``semsearch ingest`` enqueues a job and runs it itself when it can open the
 vector store; when a worker (or the UI) holds the embedded store, the job
 waits in the queue for that process, and the command follows it to the end.
 ``semsearch worker`` claims queued jobs one at a time; several workers may
 share a server catalog and store, each job going to exactly one of them.
+
+A server that is down (search.retry) stops a run without failing its job: the
+job is queued again and claimed once its backoff has passed, by a worker or by
+the same command run again; after ``SEMSEARCH_RETRY_ATTEMPTS`` runs it fails.
+Other errors fail the job at once. Runs are idempotent (unchanged files are
+skipped by content hash), so a job run again continues, in effect, where it
+stopped.
 """
 
 from __future__ import annotations
@@ -14,23 +21,64 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from ingest.pipeline import IngestOptions, Ingestor
 from ingest.summary import IngestSummary
+from search.access import Access
 from search.app import App
 from search.catalog import repository as repo
-from search.catalog.models import Job, JobStatus
+from search.catalog.models import DocumentStatus, Job, JobStatus, utcnow
 from search.errors import SemsearchError
+from search.retry import Backoff, is_transient, with_retries
 
 logger = logging.getLogger(__name__)
 
 INGEST = "ingest"
+T = TypeVar("T")
+
+
+class JobTakenError(SemsearchError):
+    """The job was claimed by another worker before this process could."""
+
+
+class JobStoppedError(SemsearchError):
+    """A run stopped because a server is down; the message names it.
+
+    ``status`` is where the job is now: ``queued`` again (to begin from
+    ``not_before``), ``failed`` (its attempts used up), or None where the
+    catalog could not record either (it still reads ``running``).
+    """
+
+    def __init__(
+        self,
+        cause: BaseException,
+        job_id: int,
+        status: str | None,
+        attempts: int = 0,
+        not_before: datetime | None = None,
+    ) -> None:
+        super().__init__(str(cause))
+        self.job_id = job_id
+        self.status = status
+        self.attempts = attempts
+        self.not_before = not_before
+
+    def outcome(self) -> str:
+        """What became of the job, in a few words, for logs and messages."""
+        if self.status == JobStatus.QUEUED and self.not_before is not None:
+            wait = max(0.0, (_as_utc(self.not_before) - utcnow()).total_seconds())
+            return f"job {self.job_id} is queued again (next attempt in {wait:.0f} s)"
+        if self.status == JobStatus.FAILED:
+            return f"job {self.job_id} failed after {self.attempts} attempts"
+        return f"job {self.job_id} could not be queued again"
 
 
 def ingest_params(paths: list[Path], options: IngestOptions) -> dict[str, Any]:
@@ -44,11 +92,33 @@ def ingest_params(paths: list[Path], options: IngestOptions) -> dict[str, Any]:
     }
 
 
-def enqueue(app: App, params: dict[str, Any]) -> int:
-    with Session(app.engine) as session:
-        job = repo.create_job(session, INGEST, params)
-        session.commit()
-        return job.id
+def options_of(params: dict[str, Any]) -> IngestOptions:
+    """The options a job's ``params`` (:func:`ingest_params`) stand for."""
+    return IngestOptions(
+        tags=params.get("tags", []),
+        groups=params.get("groups", []),
+        exclude=params.get("exclude", []),
+        prune=bool(params.get("prune", False)),
+        rules=params.get("rules"),
+    )
+
+
+def enqueue(app: App, params: dict[str, Any], backoff: Backoff | None = None) -> int:
+    """Queue an ingest job, or resume the same one queued again after a stop.
+
+    A catalog server that is briefly away is waited for (``backoff``; default:
+    the settings').
+    """
+
+    def create() -> int:
+        with Session(app.engine) as session:
+            job = repo.get_retry_job(session, INGEST, params)
+            if job is None:
+                job = repo.create_job(session, INGEST, params)
+                session.commit()
+            return job.id
+
+    return with_retries(create, backoff or Backoff.from_settings(app.settings))
 
 
 def worker_name() -> str:
@@ -56,51 +126,133 @@ def worker_name() -> str:
 
 
 def run_job(
-    app: App, job: Job, progress: Callable[[str], None] | None = None
+    app: App,
+    job: Job,
+    progress: Callable[[str], None] | None = None,
+    backoff: Backoff | None = None,
 ) -> IngestSummary:
-    """Run a claimed job and record its outcome; errors are recorded, then raised."""
-    params = job.params
-    options = IngestOptions(
-        tags=params.get("tags", []),
-        groups=params.get("groups", []),
-        exclude=params.get("exclude", []),
-        prune=bool(params.get("prune", False)),
-        rules=params.get("rules"),
+    """Run a claimed job and record its outcome.
+
+    A server still down after the in-call retries raises
+    :class:`JobStoppedError`, the job queued again or, on its last attempt,
+    failed. Any other error fails the job and is raised as it was.
+    ``backoff`` defaults to the settings'.
+    """
+    backoff = backoff or Backoff.from_settings(app.settings)
+    try:
+        # A server that is down stops the job before any file is read.
+        with_retries(lambda: app.store, backoff)
+        if app.settings.embedded_store:
+            recover_abandoned(app, job.id, backoff)
+        paths = [Path(p) for p in job.params["paths"]]
+        summary = Ingestor(app).run(paths, options_of(job.params), progress=progress)
+    except Exception as exc:
+        if is_transient(exc):
+            raise _stop(app, job.id, exc, backoff) from exc
+        error = f"{type(exc).__name__}: {exc}"
+        _record(
+            app, job.id, backoff, lambda s, row: repo.finish_job(s, row, None, error)
+        )
+        raise
+    _record(
+        app, job.id, backoff, lambda s, row: repo.finish_job(s, row, summary.as_dict())
     )
-    ingestor = Ingestor(app)
-    with Session(app.engine) as session:
-        try:
-            paths = [Path(p) for p in params["paths"]]
-            summary = ingestor.run(paths, options, progress=progress)
-        except Exception as exc:
-            row = session.get(Job, job.id)
-            if row is not None:
-                repo.finish_job(
-                    session, row, None, error=f"{type(exc).__name__}: {exc}"
-                )
-                session.commit()
-            raise
-        row = session.get(Job, job.id)
-        if row is not None:
-            repo.finish_job(session, row, summary.as_dict())
-            session.commit()
     return summary
 
 
+def recover_abandoned(app: App, current: int, backoff: Backoff) -> int:
+    """Queue again the jobs a stopped process left 'running'; how many.
+
+    Only with the embedded store, which one process holds at a time: while
+    this one holds it, no other job can be running, so one marked so was
+    left by a process that was killed. A job abandoned ``attempts`` times
+    fails (the file that kills the worker is then found by the document
+    attempts of the pipeline). Server deployments reclaim jobs by lease.
+    """
+    with Session(app.engine) as session:
+        abandoned = [
+            job
+            for job in repo.list_jobs(session, JobStatus.RUNNING, limit=None)
+            if job.id != current
+        ]
+        for job in abandoned:
+            cause = f"the process running it ({job.worker}) stopped"
+            if job.attempts >= backoff.attempts:
+                error = f"{cause} (gave up after {job.attempts} attempts)"
+                repo.finish_job(session, job, None, error)
+            else:
+                repo.requeue_job(session, job, cause, None)
+            logger.warning("Job %d: %s; recovered", job.id, cause)
+        session.commit()
+    return len(abandoned)
+
+
+def _stop(app: App, job_id: int, cause: Exception, backoff: Backoff) -> JobStoppedError:
+    """Queue the job again after a wait, or fail it on its last attempt.
+
+    The waits continue the in-call schedule (search.retry): a run that gave
+    up after ``attempts - 1`` waits is followed by the next ones.
+    """
+
+    def requeue(session: Session, row: Job) -> JobStoppedError:
+        if row.attempts >= backoff.attempts:
+            error = f"{cause} (gave up after {row.attempts} attempts)"
+            repo.finish_job(session, row, None, error)
+            return JobStoppedError(cause, job_id, JobStatus.FAILED, row.attempts)
+        wait = backoff.wait_s(backoff.attempts - 1 + row.attempts)
+        not_before = utcnow() + timedelta(seconds=wait)
+        repo.requeue_job(session, row, str(cause), not_before)
+        return JobStoppedError(
+            cause, job_id, JobStatus.QUEUED, row.attempts, not_before
+        )
+
+    try:
+        stopped = _record(app, job_id, backoff, requeue)
+    except Exception as lost:
+        if not is_transient(lost):
+            raise
+        logger.error(
+            "Job %d stopped (%s) and cannot be recorded: %s", job_id, cause, lost
+        )
+        stopped = None
+    return stopped or JobStoppedError(cause, job_id, None)
+
+
+def _record(
+    app: App, job_id: int, backoff: Backoff, change: Callable[[Session, Job], T]
+) -> T | None:
+    """Apply ``change`` to the job's row and commit, waiting out a catalog blip."""
+
+    def write() -> T | None:
+        with Session(app.engine) as session:
+            row = session.get(Job, job_id)
+            if row is None:
+                return None
+            result = change(session, row)
+            session.commit()
+            return result
+
+    return with_retries(write, backoff)
+
+
 def claim(app: App) -> Job | None:
+    """Take the oldest job that is due, for this process."""
     with Session(app.engine, expire_on_commit=False) as session:
         return repo.claim_next_job(session, worker_name())
 
 
 def run_claimed(
-    app: App, job_id: int, progress: Callable[[str], None] | None = None
+    app: App,
+    job_id: int,
+    progress: Callable[[str], None] | None = None,
+    backoff: Backoff | None = None,
 ) -> IngestSummary:
-    """Claim job ``job_id`` (queued by this process) and run it here."""
+    """Claim job ``job_id`` (queued by this process, due or not) and run it here."""
     with Session(app.engine, expire_on_commit=False) as session:
         job = repo.claim_job(session, job_id, worker_name())
     if job is None:
-        raise SemsearchError(f"ingest job {job_id} was taken by another worker")
-    return run_job(app, job, progress=progress)
+        raise JobTakenError(f"ingest job {job_id} was taken by another worker")
+    return run_job(app, job, progress=progress, backoff=backoff)
 
 
 def run_queued(
@@ -108,26 +260,49 @@ def run_queued(
     stop: threading.Event,
     poll_s: float = 1.0,
     lock: AbstractContextManager[Any] | None = None,
+    backoff: Backoff | None = None,
 ) -> int:
     """Run queued jobs until ``stop`` is set; returns how many ran.
 
     ``lock`` is held while a job is claimed and run, so that a process with
-    other ingests of its own (the UI) runs one at a time.
+    other ingests of its own (the UI) runs one at a time. A catalog that is
+    down is waited for, with growing waits, and the loop goes on when it is
+    back.
     """
+    backoff = backoff or Backoff.from_settings(app.settings)
     done = 0
+    outage = 0
     while not stop.is_set():
         with lock or nullcontext():
-            job = claim(app)
+            try:
+                job = claim(app)
+                outage = 0
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                job, outage = None, outage + 1
+                logger.warning(
+                    "Cannot take jobs: %s; trying again in %.0f s",
+                    exc,
+                    backoff.wait_s(outage),
+                )
             if job is not None:
-                logger.info("Running job %d for %s", job.id, job.params.get("paths"))
-                try:
-                    run_job(app, job)
-                except Exception:
-                    logger.exception("Job %d failed", job.id)
+                _run_logged(app, job, backoff)
                 done += 1
         if job is None:
-            stop.wait(poll_s)
+            stop.wait(backoff.wait_s(outage) if outage else poll_s)
     return done
+
+
+def _run_logged(app: App, job: Job, backoff: Backoff) -> None:
+    """Run a job of the queue; its failure is logged and blocks no other job."""
+    logger.info("Running job %d for %s", job.id, job.params.get("paths"))
+    try:
+        run_job(app, job, backoff=backoff)
+    except JobStoppedError as exc:
+        logger.warning("Job %d stopped: %s; %s", job.id, exc, exc.outcome())
+    except Exception:
+        logger.exception("Job %d failed", job.id)
 
 
 def wait_for(app: App, job_id: int, poll_s: float = 0.5) -> Job:
@@ -139,3 +314,69 @@ def wait_for(app: App, job_id: int, poll_s: float = 0.5) -> Job:
             if job.status in (JobStatus.DONE, JobStatus.FAILED):
                 return job
         time.sleep(poll_s)
+
+
+@dataclass
+class RetryPlan:
+    """Jobs that re-ingest failed documents, and the failed ones left out.
+
+    ``params`` holds one job per earlier job that covered failed documents:
+    its options (tags, groups, rules, excludes), and those of its paths that
+    hold them. A folder is walked again whole, so that path rules see each
+    file as they did (unchanged files cost a hash). ``uncovered`` are failed
+    documents no recorded job ingested: left alone, since ingesting them with
+    no groups could publish them.
+    """
+
+    params: list[dict[str, Any]] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    uncovered: list[str] = field(default_factory=list)
+
+
+def plan_retry_failed(app: App, under: Sequence[Path] = ()) -> RetryPlan:
+    """The jobs that re-ingest the failed documents (under ``under``, if given)."""
+    roots = [str(p.expanduser().resolve()) for p in under]
+    with Session(app.engine) as session:
+        failed = [
+            d.source_path
+            for d in repo.list_documents(
+                session, Access.unrestricted(), status=DocumentStatus.FAILED
+            )
+            if not roots or any(_inside(d.source_path, root) for root in roots)
+        ]
+        history = repo.list_jobs(session, limit=None, kind=INGEST)
+
+    plan = RetryPlan()
+    paths_of: dict[int, set[str]] = {}
+    for source in failed:
+        covering = _newest_covering(history, source)
+        if covering is None:
+            plan.uncovered.append(source)
+            continue
+        job, path = covering
+        paths_of.setdefault(job.id, set()).add(path)
+        plan.documents.append(source)
+    for job in sorted((j for j in history if j.id in paths_of), key=lambda j: j.id):
+        params = {**job.params, "paths": sorted(paths_of[job.id]), "prune": False}
+        if params not in plan.params:
+            plan.params.append(params)
+    return plan
+
+
+def _newest_covering(history: list[Job], source: str) -> tuple[Job, str] | None:
+    """The newest job (``history`` is newest first) that named ``source`` or a
+    folder above it, and that path."""
+    for job in history:
+        for path in job.params.get("paths", []):
+            if _inside(source, str(Path(path).resolve())):
+                return job, path
+    return None
+
+
+def _inside(source: str, root: str) -> bool:
+    return source == root or source.startswith(root.rstrip("/") + "/")
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without their zone; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

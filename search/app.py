@@ -95,6 +95,7 @@ class App:
     def store(self) -> VectorStore:
         s = self.settings
         if not s.embedded_store:
+            from search.retry import Backoff
             from search.stores.server import ServerStore
 
             return ServerStore.connect(
@@ -106,6 +107,7 @@ class App:
                 shard_number=s.qdrant_shard_number,
                 replication_factor=s.qdrant_replication_factor,
                 on_disk=s.qdrant_on_disk,
+                retry=Backoff.from_settings(s),
             )
         from search.stores.edge import EdgeStore
 

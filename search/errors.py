@@ -8,8 +8,12 @@ point (the CLI, the UI) catches one type and shows its message as one line::
     ├── ModelConfigError        a model folder whose configuration we cannot use
     ├── InvalidInputError       arguments or inputs that a call refuses
     ├── CatalogError            the catalog database is unreachable or out of date
+    │   └── CatalogUnavailableError   its server cannot be reached (transient)
     ├── StoreLockedError        the embedded vector store is open in another process
-    └── StoreUnavailableError   the Qdrant server cannot be reached or refuses us
+    └── StoreUnavailableError   the Qdrant server cannot be reached (transient)
+        └── StoreRefusedError   it answered but refused the API key (not retried)
+
+search.retry retries the transient ones with backoff.
 """
 
 
@@ -39,3 +43,15 @@ class StoreLockedError(SemsearchError):
 
 class StoreUnavailableError(SemsearchError):
     """The Qdrant server cannot be reached, or it refused the credentials."""
+
+
+class CatalogUnavailableError(CatalogError):
+    """The catalog's server cannot be reached: transient, unlike an old schema.
+
+    The message names the server and its address ("PostgreSQL at
+    db:5432/semsearch"), without the user or password.
+    """
+
+
+class StoreRefusedError(StoreUnavailableError):
+    """The Qdrant server answered but refused the API key: waiting cannot help."""

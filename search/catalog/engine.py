@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from search.errors import CatalogError
+from search.retry import CatalogUnavailableError
 
 try:
     import fcntl
@@ -44,14 +47,67 @@ def alembic_config() -> Config:
     return config
 
 
+# PostgreSQL error classes that mean the connection, not the statement, failed:
+# 08 connection exceptions, 57P01-03 a server shutting down or starting up.
+_CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+# psycopg gives no SQLSTATE for a failed connect, only libpq's text: a server
+# that answers "FATAL" refused us (a wrong password, no such database), which
+# waiting does not cure, unless it is starting, stopping or full.
+_PASSING_REFUSALS = ("starting up", "shutting down", "recovery", "too many")
+
+
 def create_catalog_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL mode and its folder is made."""
+    """An engine for ``url``; SQLite gets WAL mode and its folder is made.
+
+    On a server catalog, a connection that cannot be made or is lost raises
+    :class:`~search.retry.CatalogUnavailableError` naming the server, from
+    whichever statement met it, so that every caller (CLI, UI, worker) can
+    say so and retry (search.retry).
+    """
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    event.listen(
+        engine,
+        "handle_error",
+        partial(_report_unreachable, catalog_address(engine.url)),
+    )
+    return engine
+
+
+def catalog_address(url: URL | str) -> str:
+    """Which catalog ``url`` names, without user or password.
+
+    ``PostgreSQL at host:port/database``, or ``SQLite at path`` for the
+    embedded catalog.
+    """
+    url = make_url(url)
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite at {url.database}"
+    name = "PostgreSQL" if url.get_backend_name() == "postgresql" else url.drivername
+    return f"{name} at {url.host or 'localhost'}:{url.port or 5432}/{url.database}"
+
+
+def _report_unreachable(address: str, context: ExceptionContext) -> None:
+    """Raise a lost or refused connection as one clear, transient error."""
+    if context.is_disconnect or _connection_failed(context):
+        reason = _first_line(context.original_exception)
+        raise CatalogUnavailableError(
+            f"{address} is unreachable ({reason})"
+        ) from context.original_exception
+
+
+def _connection_failed(context: ExceptionContext) -> bool:
+    if not isinstance(context.sqlalchemy_exception, (OperationalError, InterfaceError)):
+        return False
+    sqlstate = getattr(context.original_exception, "sqlstate", None)
+    if sqlstate is not None:
+        return str(sqlstate).startswith(_CONNECTION_SQLSTATES)
+    text = str(context.original_exception)
+    return "FATAL:" not in text or any(p in text for p in _PASSING_REFUSALS)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -116,11 +172,13 @@ def open_catalog(settings: Settings) -> Engine:
 
 
 def _revision(engine: Engine, settings: Settings) -> str | None:
+    # A server that does not answer raised CatalogUnavailableError already;
+    # what is left is a refusal (a wrong password) or a file SQLite cannot open.
     try:
         return current_revision(engine)
     except OperationalError as exc:
         raise CatalogError(
-            f"cannot reach the catalog at {settings.catalog_url_safe}: "
+            f"cannot open the catalog, {catalog_address(engine.url)}: "
             f"{_first_line(exc)}"
         ) from exc
 
@@ -134,6 +192,6 @@ def _migration_lock(path: Path) -> Iterator[None]:
         yield
 
 
-def _first_line(exc: Exception) -> str:
+def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", exc)) or type(exc).__name__
     return text.strip().splitlines()[0]

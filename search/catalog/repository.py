@@ -73,10 +73,10 @@ def get_document(
 ) -> Document | None:
     """The document, or None; with ``access``, None too where it may not read it."""
     document = session.get(Document, document_id)
-    if document is not None and access is not None:
-        if not access.allows(document.access_groups):
-            return None
-    return document
+    readable = access is None or (
+        document is not None and access.allows(document.access_groups)
+    )
+    return document if readable else None
 
 
 def get_documents(session: Session, ids: Iterable[str]) -> dict[str, Document]:
@@ -207,29 +207,57 @@ def create_job(session: Session, kind: str, params: dict[str, Any]) -> Job:
     return job
 
 
+def get_retry_job(session: Session, kind: str, params: dict[str, Any]) -> Job | None:
+    """The oldest job of ``kind`` and ``params`` queued again after a stopped run.
+
+    A rerun of the same command resumes it instead of queueing a twin. Jobs
+    queued but never begun are left to whoever queued them.
+    """
+    query = (
+        select(Job)
+        .where(Job.kind == kind, Job.status == JobStatus.QUEUED, Job.attempts > 0)
+        .order_by(Job.id)
+    )
+    # Compared here: JSON equality differs between SQLite, json and jsonb.
+    return next((job for job in session.scalars(query) if job.params == params), None)
+
+
 def claim_job(session: Session, job_id: int, worker: str) -> Job | None:
-    """Take job ``job_id`` if it is still queued; commits the claim.
+    """Take job ``job_id`` if it is still queued, due or not; commits the claim.
 
     The claim is a conditional update, so of two workers racing for one job
-    exactly one gets it, on SQLite and PostgreSQL alike.
+    exactly one gets it, on SQLite and PostgreSQL alike. It counts as an
+    attempt (``Job.attempts``).
     """
     claimed = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-        .values(status=JobStatus.RUNNING, worker=worker, started_at=utcnow())
+        .values(
+            status=JobStatus.RUNNING,
+            worker=worker,
+            started_at=utcnow(),
+            attempts=Job.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
     )
     session.commit()
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return None
-    return session.get(Job, job_id)
+    return session.get(Job, job_id, populate_existing=True)
 
 
-def claim_next_job(session: Session, worker: str) -> Job | None:
-    """Take the oldest queued job for ``worker``; commits the claim."""
+def claim_next_job(
+    session: Session, worker: str, now: datetime | None = None
+) -> Job | None:
+    """Take the oldest queued job that is due at ``now``; commits the claim.
+
+    A job queued again after a server was down waits until its ``not_before``.
+    """
+    due = or_(Job.not_before.is_(None), Job.not_before <= (now or utcnow()))
     while True:
         candidate = session.scalar(
             select(Job.id)
-            .where(Job.status == JobStatus.QUEUED)
+            .where(Job.status == JobStatus.QUEUED, due)
             .order_by(Job.id)
             .limit(1)
         )
@@ -238,6 +266,20 @@ def claim_next_job(session: Session, worker: str) -> Job | None:
         job = claim_job(session, candidate, worker)
         if job is not None:
             return job
+
+
+def requeue_job(
+    session: Session, job: Job, error: str, not_before: datetime | None
+) -> None:
+    """Put a stopped job back in the queue, to be claimed from ``not_before`` on.
+
+    ``error`` (why it stopped) stays visible in ``semsearch jobs`` until a
+    later run finishes it.
+    """
+    job.status = JobStatus.QUEUED
+    job.worker = None
+    job.error = error
+    job.not_before = not_before
 
 
 def finish_job(
@@ -250,6 +292,7 @@ def finish_job(
     job.status = JobStatus.FAILED if error else JobStatus.DONE
     job.summary = summary
     job.error = error
+    job.not_before = None
     job.finished_at = finished_at or utcnow()
 
 
@@ -333,10 +376,15 @@ def get_average_terms(session: Session) -> float | None:
 
 
 def list_jobs(
-    session: Session, status: str | None = None, limit: int = 50
+    session: Session,
+    status: str | None = None,
+    limit: int | None = 50,
+    kind: str | None = None,
 ) -> list[Job]:
-    """The newest jobs first, of one status if given."""
+    """The newest jobs first, of one status and kind if given; all for no limit."""
     query = select(Job).order_by(Job.id.desc()).limit(limit)
     if status is not None:
         query = query.where(Job.status == status)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
     return list(session.scalars(query))

@@ -17,9 +17,11 @@ def register(subparsers: Any) -> None:
         "ingest",
         help="index files and folders",
         description="Index the documents under PATH... (txt, md, html, pdf, docx). "
-        "Unchanged files cost nothing; changed files are replaced whole.",
+        "Unchanged files cost nothing; changed files are replaced whole. A server "
+        "that is down stops the run; its job is queued again and resumes when this "
+        "command is run again or a worker takes it.",
     )
-    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("paths", nargs="*", type=Path, metavar="PATH")
     ingest.add_argument("--tag", action="append", default=[], help="tag every document")
     ingest.add_argument(
         "--group",
@@ -41,6 +43,12 @@ def register(subparsers: Any) -> None:
         "--prune", action="store_true", help="remove documents whose files are gone"
     )
     ingest.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="ingest again the documents that failed (under PATH... if given), "
+        "each with the options of the newest job that covered it",
+    )
+    ingest.add_argument(
         "--queue",
         action="store_true",
         help="only queue the job for `semsearch worker` processes, and return",
@@ -54,21 +62,54 @@ def register(subparsers: Any) -> None:
         description="Run ingest jobs from the catalog's queue until interrupted.",
     )
     worker.add_argument(
-        "--once", action="store_true", help="stop when the queue is empty"
+        "--once", action="store_true", help="stop when no queued job is due"
     )
     worker.set_defaults(handler=run_worker)
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    from ingest import jobs
-    from ingest.pipeline import IngestOptions
-    from ingest.summary import IngestSummary
-    from search.errors import StoreLockedError
+    _check_arguments(args)
+    app = open_app(args)
+    try:
+        job_ids = _queue_jobs(app, args)
+        if not job_ids:
+            return 0
+        if args.queue:
+            print(f"queued job {', '.join(str(i) for i in job_ids)}")
+            return 0
+        summary = _run_jobs(app, job_ids)
+    finally:
+        app.close()
 
+    if args.json:
+        print_json(summary.as_dict())
+    else:
+        _print_summary(summary)
+    return 1 if summary.failed else 0
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    from search.errors import InvalidInputError
+
+    if not args.paths and not args.retry_failed:
+        raise InvalidInputError("name a PATH to ingest, or give --retry-failed")
+    chosen = [args.tag, args.group, args.rules, args.exclude, args.prune]
+    if args.retry_failed and any(chosen):
+        raise InvalidInputError(
+            "--retry-failed takes the options of the jobs that ingested the "
+            "documents; leave out --tag, --group, --rules, --exclude and --prune"
+        )
+
+
+def _queue_jobs(app: Any, args: argparse.Namespace) -> list[int]:
+    """Queue the command's jobs: one for PATH..., or those of --retry-failed."""
+    from ingest import jobs
     from ingest.access_rules import load_rules
+    from ingest.pipeline import IngestOptions
     from search.access import check_groups
 
-    app = open_app(args)
+    if args.retry_failed:
+        return _queue_retries(app, args.paths)
     rules = args.rules.expanduser().absolute() if args.rules else None
     # Refused here, before a job is queued: a typo must not publish documents.
     check_groups(args.group)
@@ -80,36 +121,107 @@ def run_ingest(args: argparse.Namespace) -> int:
         prune=args.prune,
         rules=str(rules) if rules else None,
     )
-    job_id = jobs.enqueue(app, jobs.ingest_params(args.paths, options))
-    if args.queue:
-        app.close()
-        print(f"queued job {job_id}")
-        return 0
-    try:
-        try:
-            app.store  # noqa: B018 - opening the store tells who may run the job
-        except StoreLockedError:
-            owner = app.read_owner() or {}
-            if owner.get("role") not in ("worker", "ui"):
-                _cancel(app, job_id)
-                raise
-            print(
-                f"semsearch: the store is held by {owner['role']} process "
-                f"{owner.get('pid')}; job {job_id} is queued for it, waiting ...",
-                file=sys.stderr,
-            )
-            summary = IngestSummary.from_dict(jobs.wait_for(app, job_id).summary or {})
-        else:
-            with _progress_bar() as bar:
-                summary = jobs.run_claimed(app, job_id, progress=bar)
-    finally:
-        app.close()
+    return [jobs.enqueue(app, jobs.ingest_params(args.paths, options))]
 
-    if args.json:
-        print_json(summary.as_dict())
-    else:
-        _print_summary(summary)
-    return 1 if summary.failed else 0
+
+def _queue_retries(app: Any, under: list[Path]) -> list[int]:
+    from ingest import jobs
+
+    plan = jobs.plan_retry_failed(app, under)
+    for source in plan.uncovered:
+        print(
+            f"semsearch: not retried: {source}: no recorded job ingested it; "
+            "name it: semsearch ingest PATH",
+            file=sys.stderr,
+        )
+    if not plan.documents and not plan.uncovered:
+        print("no failed documents")
+    elif plan.documents:
+        print(f"retrying {len(plan.documents)} failed documents", file=sys.stderr)
+    return [jobs.enqueue(app, params) for params in plan.params]
+
+
+def _run_jobs(app: Any, job_ids: list[int]) -> Any:
+    """Run the jobs here, or follow them in the process that holds the store."""
+    from ingest import jobs
+    from search.errors import SemsearchError
+
+    if app.settings.embedded_store and not _holds_store(app, job_ids):
+        return _merged([_summary_of(jobs.wait_for(app, i)) for i in job_ids])
+    summaries = []
+    for job_id in job_ids:
+        try:
+            with _progress_bar() as bar:
+                summaries.append(jobs.run_claimed(app, job_id, progress=bar))
+        except jobs.JobTakenError:
+            summaries.append(_summary_of(jobs.wait_for(app, job_id)))
+        except jobs.JobStoppedError as exc:
+            raise SemsearchError(f"{exc}; {_what_now(exc)}") from None
+    return _merged(summaries)
+
+
+def _holds_store(app: Any, job_ids: list[int]) -> bool:
+    """Open the embedded store here; False where a worker or the UI holds it
+    and will run the jobs. Any other holder: the jobs are withdrawn, and the
+    error raised."""
+    from search.errors import StoreLockedError
+
+    try:
+        app.store  # noqa: B018 - opening the store tells who may run the job
+    except StoreLockedError:
+        owner = app.read_owner() or {}
+        if owner.get("role") not in ("worker", "ui"):
+            for job_id in job_ids:
+                _cancel(app, job_id)
+            raise
+        print(
+            f"semsearch: the store is held by {owner['role']} process "
+            f"{owner.get('pid')}; job {', '.join(str(i) for i in job_ids)} "
+            "is queued for it, waiting ...",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def _what_now(stopped: Any) -> str:
+    """The job's fate and what the user can do, after a server stopped it."""
+    from search.catalog.models import JobStatus
+
+    if stopped.status == JobStatus.QUEUED:
+        return (
+            f"{stopped.outcome()} and will resume: rerun `semsearch ingest` or "
+            "start `semsearch worker`"
+        )
+    return f"{stopped.outcome()}; rerun `semsearch ingest` once it is back"
+
+
+def _summary_of(job: Any) -> Any:
+    """The summary of a job another process ran; its error, if it failed."""
+    from ingest.summary import IngestSummary
+    from search.catalog.models import JobStatus
+    from search.errors import SemsearchError
+
+    if job.status == JobStatus.FAILED:
+        raise SemsearchError(f"job {job.id} failed: {job.error}")
+    return IngestSummary.from_dict(job.summary or {})
+
+
+def _merged(summaries: list[Any]) -> Any:
+    """One summary for several jobs: counts added, failures listed together."""
+    from ingest.summary import IngestSummary
+
+    if len(summaries) == 1:
+        return summaries[0]
+    total = IngestSummary()
+    for summary in summaries:
+        for name in ("new", "changed", "unchanged", "failed", "removed", "chunks"):
+            setattr(total, name, getattr(total, name) + getattr(summary, name))
+        total.chunks_encoded += summary.chunks_encoded
+        total.chunks_reused += summary.chunks_reused
+        total.seconds += summary.seconds
+        total.failures.extend(summary.failures)
+    return total
 
 
 class _progress_bar:  # noqa: N801 - used as a context manager, like open()
@@ -130,13 +242,14 @@ class _progress_bar:  # noqa: N801 - used as a context manager, like open()
 
 
 def _cancel(app: Any, job_id: int) -> None:
+    """Withdraw a job this command queued; one resumed from a stop stays."""
     from sqlalchemy.orm import Session
 
     from search.catalog.models import Job
 
     with Session(app.engine) as session:
         job = session.get(Job, job_id)
-        if job is not None:
+        if job is not None and not job.attempts:
             session.delete(job)
             session.commit()
 
@@ -154,17 +267,36 @@ def run_worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        app.store  # noqa: B018 - take the store now, so that ingest hands jobs over
+        if app.settings.embedded_store:
+            app.store  # noqa: B018 - take the store now, so that ingest hands jobs over
         print(
             f"semsearch worker {jobs.worker_name()} waiting for jobs", file=sys.stderr
         )
         if args.once:
-            while (job := jobs.claim(app)) is not None:
-                jobs.run_job(app, job)
-        else:
-            jobs.run_queued(app, stop)
+            return _run_due_jobs(app)
+        jobs.run_queued(app, stop)
     except KeyboardInterrupt:
         pass
     finally:
         app.close()
     return 0
+
+
+def _run_due_jobs(app: Any) -> int:
+    """``worker --once``: run the jobs that are due; a failed one blocks no other.
+
+    Exit code 1 if any failed; a server that is down ends the run at once.
+    """
+    from ingest import jobs
+    from search.errors import SemsearchError
+
+    failed = 0
+    while (job := jobs.claim(app)) is not None:
+        try:
+            jobs.run_job(app, job)
+        except jobs.JobStoppedError as exc:
+            raise SemsearchError(f"{exc}; {_what_now(exc)}") from None
+        except SemsearchError as exc:
+            print(f"semsearch: job {job.id} failed: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0

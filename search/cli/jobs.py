@@ -1,11 +1,21 @@
-"""``semsearch jobs``: the ingest jobs in the catalog, newest first, and failures."""
+"""``semsearch jobs``: the ingest jobs in the catalog, newest first, and failures.
+
+A job stopped by a server that was down shows its attempts and, while it waits
+in the queue, when its next attempt may begin.
+"""
 
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from typing import Any
 
-from search.cli.common import add_principal_arguments, open_app, principal_of, print_json
+from search.cli.common import (
+    add_principal_arguments,
+    open_app,
+    principal_of,
+    print_json,
+)
 
 STATUSES = ("queued", "running", "done", "failed")
 
@@ -53,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                 ]
             else:
                 rows = [
-                    _job_row(job)
+                    _job_row(job, app.settings.retry_attempts)
                     for job in repo.list_jobs(session, args.status, args.limit)
                 ]
     finally:
@@ -69,18 +79,29 @@ def run(args: argparse.Namespace) -> int:
         if args.failed:
             print(f"{row['path']}: {row['error']}")
         else:
-            outcome = row["error"] or row["summary_line"] or ""
-            print(
-                f"{row['id']:>5}  {row['status']:8} {row['created']:%Y-%m-%d %H:%M}  "
-                f"{', '.join(row['paths'])}  {outcome}".rstrip()
-            )
+            print(_job_line(row))
     return 0
 
 
-def _job_row(job: Any) -> dict[str, Any]:
+def _job_line(row: dict[str, Any]) -> str:
+    outcome = row["error"] or row["summary_line"] or ""
+    if row["next_attempt"] is not None:
+        wait = (row["next_attempt"] - datetime.now(UTC)).total_seconds()
+        when = f"next attempt in {wait:.0f} s" if wait >= 1 else "due to run again"
+        outcome = f"{when}; {outcome}"
+    return (
+        f"{row['id']:>5}  {row['status']:8} {row['created']:%Y-%m-%d %H:%M}  "
+        f"{row['attempts']}/{row['max_attempts']}  "
+        f"{', '.join(row['paths'])}  {outcome}".rstrip()
+    )
+
+
+def _job_row(job: Any, max_attempts: int) -> dict[str, Any]:
+    """A job as the listing shows it; ``next_attempt`` only for a queued retry."""
     from ingest.summary import IngestSummary
 
     summary = IngestSummary.from_dict(job.summary) if job.summary else None
+    waiting = job.status == "queued" and job.not_before is not None
     return {
         "id": job.id,
         "status": job.status,
@@ -88,7 +109,15 @@ def _job_row(job: Any) -> dict[str, Any]:
         "worker": job.worker,
         "created": job.created_at,
         "finished": job.finished_at,
+        "attempts": job.attempts,
+        "max_attempts": max_attempts,
+        "next_attempt": _as_utc(job.not_before) if waiting else None,
         "error": job.error,
         "summary": job.summary,
         "summary_line": summary.one_line() if summary else None,
     }
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without their zone; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

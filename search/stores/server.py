@@ -9,15 +9,20 @@ them), so this store does not create them there; it is for tests, not a store
 Errors: a server that cannot be reached, or that refuses the API key, raises
 :class:`~search.errors.StoreUnavailableError` naming the URL without
 credentials; a missing collection or a request the server refuses raises
-:class:`~search.errors.InvalidInputError`.
+:class:`~search.errors.InvalidInputError`. Every request after ``connect`` is
+idempotent (upserts by deterministic point ids) and is tried again while the
+server is unreachable (:mod:`search.retry`), so that a Qdrant restart midway
+does not stop an ingest; ``connect`` itself is not, so that a command meeting
+a server that is down says so at once.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import grpc  # type: ignore[import-untyped]
@@ -27,6 +32,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from search.errors import InvalidInputError, StoreUnavailableError
+from search.retry import Backoff, StoreRefusedError, with_retries
 from search.settings import address_without_credentials
 from search.stores import (
     check_fusion,
@@ -67,6 +73,25 @@ _SCHEMAS = {
 _UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _retried(
+    method: Callable[Concatenate[ServerStore, P], T],
+) -> Callable[Concatenate[ServerStore, P], T]:
+    """Try ``method`` again while the server is unreachable (the store's backoff).
+
+    Only for idempotent requests, and never for one another such method
+    calls: the tries would multiply.
+    """
+
+    @functools.wraps(method)
+    def call(store: ServerStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return with_retries(lambda: method(store, *args, **kwargs), store.retry)
+
+    return call
+
 
 class ServerStore:
     """Collections on a Qdrant server, or in qdrant-client's local mode.
@@ -76,6 +101,8 @@ class ServerStore:
     vectors and payloads in memory-mapped files instead of RAM (slower searches
     on a cold page cache; HNSW graphs and payload indexes stay in RAM). All
     three apply at creation only: existing collections keep their settings.
+    ``retry`` is how often and how long a request is tried while the server
+    is unreachable (default: 5 tries, waits of 1, 2, 4, 8 s).
     """
 
     def __init__(
@@ -84,8 +111,10 @@ class ServerStore:
         shard_number: int | None = None,
         replication_factor: int | None = None,
         on_disk: bool = False,
+        retry: Backoff | None = None,
     ) -> None:
         self._client = client
+        self.retry = retry or Backoff()
         self._shard_number = shard_number
         self._replication_factor = replication_factor
         self._on_disk = on_disk
@@ -107,6 +136,7 @@ class ServerStore:
         shard_number: int | None = None,
         replication_factor: int | None = None,
         on_disk: bool = False,
+        retry: Backoff | None = None,
     ) -> ServerStore:
         """A store on the server at ``url``, checked to answer within ``timeout_s``.
 
@@ -123,7 +153,7 @@ class ServerStore:
             # Its failure is only a warning; reaching the server is checked below.
             check_compatibility=False,
         )
-        store = cls(client, shard_number, replication_factor, on_disk)
+        store = cls(client, shard_number, replication_factor, on_disk, retry)
         try:
             with store._errors():
                 version = client.info().version
@@ -133,6 +163,7 @@ class ServerStore:
         logger.info("connected to Qdrant %s at %s", version, store._where)
         return store
 
+    @_retried
     def create_collection(self, name: str, spec: CollectionSpec) -> None:
         """Create ``name`` with cosine vectors and payload indexes; idempotent.
 
@@ -181,10 +212,12 @@ class ServerStore:
                         name, key, field_schema=_SCHEMAS[field_type], wait=True
                     )
 
+    @_retried
     def collection_exists(self, name: str) -> bool:
         with self._errors():
             return self._client.collection_exists(check_name(name))
 
+    @_retried
     def delete_collection(self, name: str) -> None:
         """Remove ``name`` and its points; nothing happens if it is absent."""
         with self._errors():
@@ -192,6 +225,7 @@ class ServerStore:
                 self._client.delete_collection(name)
         self._dimensions.pop(name, None)
 
+    @_retried
     def upsert(self, name: str, points: Sequence[Point]) -> None:
         """Insert or replace points by id; applied and in the server's WAL on return.
 
@@ -199,7 +233,7 @@ class ServerStore:
         the next.
         """
         dimension = self._dimension(name)
-        sparse = self.has_sparse(name)
+        sparse = self._has_sparse(name)
         structs = [
             models.PointStruct(
                 id=point_id(p.id),
@@ -213,12 +247,14 @@ class ServerStore:
                 batch = structs[start : start + UPSERT_BATCH]
                 self._client.upsert(name, batch, wait=True)
 
+    @_retried
     def delete(self, name: str, ids: Sequence[str]) -> None:
         """Delete the points with these ids (absent ids are ignored)."""
         selector = models.PointIdsList(points=[point_id(i) for i in ids])
         with self._errors(name):
             self._client.delete(name, points_selector=selector, wait=True)
 
+    @_retried
     def delete_by_filter(self, name: str, filter: Filter) -> None:
         """Delete the points that match ``filter``; an empty filter is refused."""
         server_filter = server_filter_of(filter)
@@ -228,6 +264,7 @@ class ServerStore:
         with self._errors(name):
             self._client.delete(name, points_selector=selector, wait=True)
 
+    @_retried
     def search(
         self,
         name: str,
@@ -251,6 +288,7 @@ class ServerStore:
             )
         return _scored(response.points)
 
+    @_retried
     def search_sparse(
         self,
         name: str,
@@ -274,6 +312,7 @@ class ServerStore:
             )
         return _scored(response.points)
 
+    @_retried
     def search_hybrid(
         self,
         name: str,
@@ -330,7 +369,11 @@ class ServerStore:
             hnsw_ef=max(HNSW_EF, depth), quantization=QUANTIZED_SEARCH
         )
 
+    @_retried
     def has_sparse(self, name: str) -> bool:
+        return self._has_sparse(name)
+
+    def _has_sparse(self, name: str) -> bool:
         if name not in self._sparse:
             with self._errors(name):
                 info = self._client.get_collection(name)
@@ -340,11 +383,12 @@ class ServerStore:
         return self._sparse[name]
 
     def _check_sparse(self, name: str) -> None:
-        if not self.has_sparse(name):
+        if not self._has_sparse(name):
             raise InvalidInputError(
                 f"collection {name} has no keyword index (it was made without one)"
             )
 
+    @_retried
     def count(self, name: str, filter: Filter | None = None) -> int:
         with self._errors(name):
             result = self._client.count(
@@ -352,6 +396,7 @@ class ServerStore:
             )
         return result.count
 
+    @_retried
     def facet(
         self, name: str, key: str, filter: Filter | None = None, limit: int = 100
     ) -> dict[str | int, int]:
@@ -370,6 +415,7 @@ class ServerStore:
             )
         return {hit.value: hit.count for hit in response.hits}
 
+    @_retried
     def scroll(
         self,
         name: str,
@@ -432,7 +478,8 @@ class ServerStore:
         except UnexpectedResponse as exc:
             if exc.status_code in (401, 403):
                 raise self._unavailable(
-                    f"{self._where} refused the API key (HTTP {exc.status_code})"
+                    f"{self._where} refused the API key (HTTP {exc.status_code})",
+                    StoreRefusedError,
                 ) from None
             if exc.status_code == 404 and name is not None:
                 raise InvalidInputError(f"no collection named {name!r}") from None
@@ -448,7 +495,9 @@ class ServerStore:
                     f"cannot reach {self._where} ({code.name})"
                 ) from None
             if code in _REFUSED:
-                raise self._unavailable(f"{self._where} refused the API key") from None
+                raise self._unavailable(
+                    f"{self._where} refused the API key", StoreRefusedError
+                ) from None
             if code == grpc.StatusCode.NOT_FOUND and name is not None:
                 raise InvalidInputError(f"no collection named {name!r}") from None
             if code == grpc.StatusCode.INVALID_ARGUMENT:
@@ -464,10 +513,14 @@ class ServerStore:
                 raise
             raise InvalidInputError(f"no collection named {name!r}") from None
 
-    def _unavailable(self, message: str) -> StoreUnavailableError:
+    def _unavailable(
+        self,
+        message: str,
+        kind: type[StoreUnavailableError] = StoreUnavailableError,
+    ) -> StoreUnavailableError:
         for secret in self._secrets:
             message = message.replace(secret, "***")
-        return StoreUnavailableError(f"Qdrant is unavailable: {message}")
+        return kind(f"Qdrant is unavailable: {message}")
 
 
 def _describe(options: dict[str, Any]) -> str:
