@@ -38,11 +38,25 @@ class LoadError(SemsearchError):
 
 @dataclass(frozen=True)
 class Limits:
-    """How much of a file a loader accepts (settings: SEMSEARCH_MAX_FILE_MB,
-    SEMSEARCH_MAX_PAGES); a file beyond them is refused with a LoadError."""
+    """How much of a file a loader accepts; a file beyond them is a LoadError.
+
+    ``max_bytes`` (settings: SEMSEARCH_MAX_FILE_MB, default 200 MB) bounds the
+    file's size, checked from stat before any read, and for a DOCX also the
+    size its zip members expand to. ``max_pages`` (SEMSEARCH_MAX_PAGES, default
+    5000) bounds a PDF's page count, checked before any text is extracted. The
+    formats parsed whole hold about their size in memory, and PDF and DOCX
+    parsers several times that, so ``max_bytes`` is also the memory bound.
+    """
 
     max_bytes: int = 200 * 1024 * 1024
     max_pages: int = 5000
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 1 or self.max_pages < 1:
+            raise ValueError(
+                f"limits must be positive, got max_bytes={self.max_bytes}, "
+                f"max_pages={self.max_pages}"
+            )
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,8 @@ def bound_query(query: str, limit: int = DEFAULT_MAX_QUERY_CHARS) -> tuple[str, 
     """``query`` cut to ``limit`` characters at a word boundary; whether it was."""
     if not isinstance(query, str):
         raise InvalidInputError("the query must be text")
+    if limit < 1:
+        raise ValueError(f"a query limit must be at least 1, not {limit}")
     query = query.strip()
     if len(query) <= limit:
         return query, False

@@ -25,17 +25,26 @@
 | SEMSEARCH_RETRY_BACKOFF_S | 1.0 | first wait between tries (doubling) |
 
 Secrets (the API key, the database password) are ``SecretStr`` and shown
-masked wherever settings are printed or logged.
+masked wherever settings are printed or logged; a user or password written
+into QDRANT_URL is left out of the settings' repr, str and JSON too.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -174,6 +183,27 @@ class Settings(BaseSettings):
             raise ValueError("QDRANT_URL must start with http:// or https://")
         return value or None
 
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """A URL SQLAlchemy can parse, told without echoing it (it holds secrets)."""
+        if value is None or not value.get_secret_value():
+            return None
+        from sqlalchemy.exc import ArgumentError
+
+        url = value.get_secret_value()
+        if url.startswith(("postgres://", "postgresql://")):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        try:
+            parsed = make_url(url)
+            _ = parsed.port  # a port that is not a number fails here
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "DATABASE_URL is not a database URL "
+                "(postgresql://user:password@host:5432/database)"
+            ) from None
+        return value
+
     @field_validator("language")
     @classmethod
     def _known_language(cls, value: str) -> str:
@@ -184,6 +214,19 @@ class Settings(BaseSettings):
             known = ", ".join(sorted(snowballstemmer.algorithms()))
             raise ValueError(f"not a Snowball language; use one of: {known}")
         return language
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """What repr and str show: settings get printed and logged, so a
+        password in QDRANT_URL is left out, as SecretStr masks the others."""
+        for name, value in super().__repr_args__():
+            if name == "qdrant_url" and isinstance(value, str):
+                value = address_without_credentials(value)
+            yield name, value
+
+    @field_serializer("qdrant_url", when_used="json")
+    def _qdrant_url_json(self, value: str | None) -> str | None:
+        """The JSON form leaves credentials out as repr does (SecretStr too)."""
+        return address_without_credentials(value) if value else value
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

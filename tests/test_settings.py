@@ -50,3 +50,14 @@ def test_the_qdrant_address_is_shown_without_credentials() -> None:
     settings = Settings(qdrant_url="https://admin:s3cret@qdrant.internal:6333/?x=1")
     assert settings.qdrant_url_safe == "https://qdrant.internal:6333"
     assert Settings().qdrant_url_safe is None
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql//u:S3cret@h/db", "postgresql://u:S3cret@h:port/db"]
+)
+def test_a_malformed_database_url_is_named_without_its_secret(url: str) -> None:
+    with pytest.raises(
+        InvalidInputError, match="DATABASE_URL is not a database URL"
+    ) as e:
+        load_settings(database_url=url)
+    assert "S3cret" not in str(e.value)

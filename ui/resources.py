@@ -138,7 +138,7 @@ def _release(shared: Runtime) -> None:
 @st.cache_resource(
     show_spinner="Opening the index and loading the model ...", on_release=_release
 )
-def _open(_settings_key: str) -> Runtime:
+def _open(settings_key: str) -> Runtime:
     app = App(load_settings(), role="ui")
     try:
         app.engine  # noqa: B018 - open (and upgrade) the catalog now

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from ingest.documents import LoadError
+from ingest.documents import Limits, LoadError
+from ingest.loaders._limits import check_size, grew_past
 
 # Bytes examined for NUL bytes when deciding whether a file is binary.
 SNIFF_BYTES = 8192
@@ -68,18 +69,23 @@ class WholeFile:
     facts: FileFacts
 
 
-def read_whole(path: Path) -> WholeFile:
+def read_whole(path: Path, limits: Limits) -> WholeFile:
     """Read ``path`` whole, for the formats that are parsed whole.
 
     Markdown, HTML, PDF and DOCX are held in memory once, so the file's size is
-    the memory cost; the plain-text loader streams instead.
+    the memory cost; the plain-text loader streams instead. A file over
+    ``limits.max_bytes`` by its stat is refused before any read, and the read
+    stops one byte past the limit, should the file have grown since.
     """
     with open_binary(path) as handle:
         try:
             facts = facts_of(os.fstat(handle.fileno()))
-            data = handle.read()
+            check_size(facts.size_bytes, limits, path)
+            data = handle.read(limits.max_bytes + 1)
         except OSError as exc:
             raise load_error(exc, path) from exc
+    if len(data) > limits.max_bytes:
+        raise grew_past(limits, path)
     return WholeFile(data, hashlib.sha256(data).hexdigest(), facts)
 
 

@@ -11,7 +11,9 @@ document that meant to restrict its readers is refused, never made public.
 
 The title falls back to the first ``# heading`` outside fenced code, then to
 the file stem. The Markdown source is indexed as it is, markup included.
-Files are read whole, so a Markdown file costs its size in memory.
+Files are read whole, so a Markdown file costs its size in memory, within
+``Limits.max_bytes``. Front matter over 64 KB, or nesting lists and mappings
+more than 64 deep, counts as invalid YAML without being parsed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import yaml  # type: ignore[import-untyped]
 
-from ingest.documents import LoadedDocument, LoadError, Segment
+from ingest.documents import Limits, LoadedDocument, LoadError, Segment
 from ingest.loaders._files import read_whole
 from ingest.loaders._meta import Metadata, as_utc, authors, clean_text, split_tags
 from ingest.loaders._text import decode_whole
@@ -33,11 +35,18 @@ _OPENING = re.compile(r"---[ \t]*\r?\n")
 _CLOSING = re.compile(r"^---[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
 _HEADING = re.compile(r"#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*")
 _FENCE = re.compile(r"(```|~~~)")
+_BRACKETS = re.compile(r"[\[\]{}]")
+# Front matter is a few lines; PyYAML is pure Python and recursive, and its
+# scanner slows quadratically with nesting (1000 nested lists took seconds
+# before failing), so a bigger or deeper block is not parsed at all.
+_MAX_FRONT_MATTER_CHARS = 64 * 1024
+_MAX_FLOW_DEPTH = 64
 
 
-def load_md(path: Path) -> LoadedDocument:
-    """Load a Markdown file; LoadError if it is binary, empty or unreadable."""
-    whole = read_whole(path)
+def load_md(path: Path, limits: Limits | None = None) -> LoadedDocument:
+    """Load a Markdown file; LoadError if it is binary, empty, unreadable or
+    beyond ``limits`` (default: :class:`~ingest.documents.Limits`)."""
+    whole = read_whole(path, limits or Limits())
     text = decode_whole(whole.data, path)
     meta, body = split_front_matter(text, path)
     if not body.strip():
@@ -75,15 +84,12 @@ def split_front_matter(text: str, path: Path) -> tuple[Metadata, str]:
 
     block = text[opening.end() : closing.start()]
     names_groups = _GROUPS_KEY.search(block) is not None
-    try:
-        values = yaml.safe_load(block)
-    except (yaml.YAMLError, ValueError, TypeError) as exc:
-        # The reason names a line and a column, never the text itself.
-        problem = getattr(exc, "problem", None) or type(exc).__name__
+    values, problem = _parse_yaml(block)
+    if problem is not None:
         if names_groups:
             raise LoadError(
                 f"front matter names groups but is not valid YAML ({problem})", path
-            ) from None
+            )
         logger.warning("%s: front matter is not valid YAML (%s); kept", path, problem)
         return Metadata(), text
     if values is None:
@@ -101,7 +107,39 @@ def split_front_matter(text: str, path: Path) -> tuple[Metadata, str]:
         date=as_utc(values.get("date")),
         groups=split_tags(values.get("groups")),
     )
+    # Groups given as a mapping or nested lists yield no name: refused, since
+    # loading would make public a document meant to be restricted.
+    if values.get("groups") and not meta.groups:
+        raise LoadError("front matter groups are not a list of names", path)
     return meta, text[closing.end() :]
+
+
+def _parse_yaml(block: str) -> tuple[object, str | None]:
+    """The YAML value of ``block``, or None and why it is not usable (a short
+    reason naming a line and a column at most, never the text itself)."""
+    if len(block) > _MAX_FRONT_MATTER_CHARS:
+        return None, f"over {_MAX_FRONT_MATTER_CHARS // 1024} KB"
+    if _flow_depth(block) > _MAX_FLOW_DEPTH:
+        return None, "nested too deeply"
+    try:
+        return yaml.safe_load(block), None
+    except RecursionError:
+        return None, "nested too deeply"
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        return None, getattr(exc, "problem", None) or type(exc).__name__
+
+
+def _flow_depth(block: str) -> int:
+    """The deepest nesting of ``[`` and ``{`` in ``block``, quotes ignored:
+    an overcount only refuses front matter nobody writes."""
+    depth = deepest = 0
+    for bracket in _BRACKETS.finditer(block):
+        if bracket.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 def first_heading(text: str) -> str | None:

@@ -9,7 +9,9 @@ A PDF encrypted with an empty user password (restrictions only) is opened;
 one that needs a password, or AES without the ``cryptography`` package, is a
 LoadError, as is a corrupt file or one with no extractable text at all
 (usually a scan; there is no OCR). The file is read whole, and pypdf's own
-memory use grows with the page count.
+memory use grows with the page count: a PDF of more than ``Limits.max_pages``
+pages is refused once its page tree is read, before any text is extracted.
+pypdf bounds each decompressed stream itself (75 MB by default).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from pathlib import Path
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError
 
-from ingest.documents import LoadedDocument, LoadError, Segment
+from ingest.documents import Limits, LoadedDocument, LoadError, Segment
 from ingest.loaders._files import read_whole
+from ingest.loaders._limits import check_pages
 from ingest.loaders._meta import Metadata, as_utc, authors, clean_text, split_tags
 
 logger = logging.getLogger(__name__)
@@ -33,9 +36,11 @@ _PAGE_SEPARATOR = "\n\n"
 _REASON_CHARS = 160
 
 
-def load_pdf(path: Path) -> LoadedDocument:
-    """Load a PDF; LoadError if it is encrypted, corrupt, textless or unreadable."""
-    whole = read_whole(path)
+def load_pdf(path: Path, limits: Limits | None = None) -> LoadedDocument:
+    """Load a PDF; LoadError if it is encrypted, corrupt, textless, unreadable
+    or beyond ``limits`` (default: :class:`~ingest.documents.Limits`)."""
+    limits = limits or Limits()
+    whole = read_whole(path, limits)
     if not whole.data:
         raise LoadError("empty file", path)
 
@@ -43,7 +48,7 @@ def load_pdf(path: Path) -> LoadedDocument:
     # offset); they say nothing about our code, so they are logged, not raised.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        reader, pages = _read_pages(whole.data, path)
+        reader, pages = _read_pages(whole.data, path, limits)
         info = _info(reader, path)
     if caught:
         logger.debug(
@@ -67,7 +72,7 @@ def load_pdf(path: Path) -> LoadedDocument:
     )
 
 
-def _read_pages(data: bytes, path: Path) -> tuple[PdfReader, list[str]]:
+def _read_pages(data: bytes, path: Path, limits: Limits) -> tuple[PdfReader, list[str]]:
     """The reader and each page's text (blank for a page whose text fails)."""
     # pypdf raises many exception types on damaged files (its own, KeyError,
     # ValueError, RecursionError...): any of them means a corrupt file.
@@ -75,6 +80,8 @@ def _read_pages(data: bytes, path: Path) -> tuple[PdfReader, list[str]]:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
             raise LoadError("encrypted PDF (password required)", path)
+        # Counting walks the page tree but parses no page content.
+        check_pages(len(reader.pages), limits, path)
         pages = list(reader.pages)
     except LoadError:
         raise

@@ -18,6 +18,12 @@ Memory stays around a few blocks whatever the file size (a 100 MB file peaks
 near 5 MB). The text is the decoded file as it is: the BOM is dropped, line
 endings are kept. If the file changes between the scan and the iteration
 (size or mtime), the iteration raises LoadError("file changed while reading").
+
+A file over ``Limits.max_bytes`` by its stat is refused before it is read.
+Neither pass reads past what it expects (the scan: the limit; the iteration:
+the size the scan saw), so a file that keeps growing while it is read (a log
+being written) is refused as soon as it passes that, not read for as long as
+it grows.
 """
 
 from __future__ import annotations
@@ -27,12 +33,12 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ingest.documents import LoadedDocument, LoadError, Segment
+from ingest.documents import Limits, LoadedDocument, LoadError, Segment
 from ingest.loaders._files import (
     SNIFF_BYTES,
     FileFacts,
@@ -40,6 +46,7 @@ from ingest.loaders._files import (
     load_error,
     open_binary,
 )
+from ingest.loaders._limits import check_size, grew_past
 from ingest.loaders._text import bom_encoding, check_not_binary
 
 logger = logging.getLogger(__name__)
@@ -56,16 +63,19 @@ class _Scan:
     facts: FileFacts
 
 
-def load_txt(path: Path, *, block_bytes: int = BLOCK_BYTES) -> LoadedDocument:
+def load_txt(
+    path: Path, limits: Limits | None = None, *, block_bytes: int = BLOCK_BYTES
+) -> LoadedDocument:
     """Scan a plain-text file and return it with lazily read segments.
 
     ``block_bytes`` (at least 1) is the read size and the approximate segment
     length in characters. Raises LoadError for a binary, empty (only
-    whitespace), unreadable or vanished file.
+    whitespace), unreadable or vanished file, and one beyond ``limits``
+    (default: :class:`~ingest.documents.Limits`).
     """
     if block_bytes < 1:
         raise ValueError(f"block_bytes must be at least 1, got {block_bytes}")
-    scan = _scan(path, block_bytes)
+    scan = _scan(path, block_bytes, limits or Limits())
     return LoadedDocument(
         path=path,
         file_type="txt",
@@ -92,12 +102,18 @@ class TextSegments:
         path, target = self._path, self._block_bytes
         with open_binary(path) as handle:
             _check_unchanged(handle, path, self._scan.facts)
+            reader = _BoundedReader(
+                handle,
+                path,
+                self._scan.facts.size_bytes,
+                lambda: LoadError("file changed while reading", path),
+            )
             decoder_type = codecs.getincrementaldecoder(self._scan.encoding)
             decoder = decoder_type(errors=self._scan.errors)
             pending = ""
             start = 0
             while True:
-                block = _read(handle, path, target)
+                block = reader.read(target)
                 final = not block
                 try:
                     pending += decoder.decode(block, final=final)
@@ -114,11 +130,51 @@ class TextSegments:
                     return
 
 
-def _scan(path: Path, block_bytes: int) -> _Scan:
+class _BoundedReader:
+    """Reads a file, refusing to go more than ``limit`` bytes into it.
+
+    ``refusal()`` is raised as soon as a read finds a byte past the limit; at
+    most one byte past it is ever read.
+    """
+
+    def __init__(
+        self,
+        handle: BinaryIO,
+        path: Path,
+        limit: int,
+        refusal: Callable[[], LoadError],
+    ) -> None:
+        self._handle = handle
+        self._path = path
+        self._limit = limit
+        self._left = limit
+        self._refusal = refusal
+
+    def read(self, size: int) -> bytes:
+        block = _read(self._handle, self._path, min(size, self._left + 1))
+        self._left -= len(block)
+        if self._left < 0:
+            raise self._refusal()
+        return block
+
+    def rewind(self) -> None:
+        """Back to the start of the file, with the whole limit again."""
+        try:
+            self._handle.seek(0)
+        except OSError as exc:
+            raise load_error(exc, self._path) from exc
+        self._left = self._limit
+
+
+def _scan(path: Path, block_bytes: int, limits: Limits) -> _Scan:
     with open_binary(path) as handle:
         facts = _fstat(handle, path)
+        check_size(facts.size_bytes, limits, path)
+        reader = _BoundedReader(
+            handle, path, limits.max_bytes, lambda: grew_past(limits, path)
+        )
         # The head decides: BOM, binary (NUL bytes) and the UTF-8 guess.
-        head = _read(handle, path, max(block_bytes, SNIFF_BYTES))
+        head = reader.read(max(block_bytes, SNIFF_BYTES))
         if not head:
             raise LoadError("empty file", path)
         check_not_binary(head, path)
@@ -133,8 +189,8 @@ def _scan(path: Path, block_bytes: int) -> _Scan:
 
         # The last candidate decodes any bytes, so the loop always breaks.
         for encoding, errors in candidates:
-            handle.seek(0)
-            digest = _hash_and_check(handle, path, encoding, errors, block_bytes)
+            reader.rewind()
+            digest = _hash_and_check(reader, path, encoding, errors, block_bytes)
             if digest is not None:
                 break
             logger.info("%s: not %s past the first block, rereading", path, encoding)
@@ -152,7 +208,7 @@ def _scan(path: Path, block_bytes: int) -> _Scan:
 
 
 def _hash_and_check(
-    handle: BinaryIO, path: Path, encoding: str, errors: str, block_bytes: int
+    reader: _BoundedReader, path: Path, encoding: str, errors: str, block_bytes: int
 ) -> str | None:
     """SHA-256 of the file if it decodes as ``encoding``, else None.
 
@@ -163,7 +219,7 @@ def _hash_and_check(
     can_fail = encoding != "latin-1" and errors == "strict"
     has_text = False
     while True:
-        block = _read(handle, path, block_bytes)
+        block = reader.read(block_bytes)
         hasher.update(block)
         # Once text is seen, decoding only matters where it can still fail.
         if can_fail or not has_text:
