@@ -145,7 +145,9 @@ def run_job(
         if app.settings.embedded_store:
             recover_abandoned(app, job.id, backoff)
         paths = [Path(p) for p in job.params["paths"]]
-        summary = Ingestor(app).run(paths, options_of(job.params), progress=progress)
+        summary = Ingestor(app).run(
+            paths, options_of(job.params), progress=progress, job_id=job.id
+        )
     except Exception as exc:
         if is_transient(exc):
             raise _stop(app, job.id, exc, backoff) from exc

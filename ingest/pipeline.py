@@ -4,68 +4,89 @@ For each file: hash it, and skip it when the catalog already holds that
 content with the same assigned tags and groups (``--tag``, ``--group``, the
 access rules file); else load it, chunk it on the model's
 tokenizer, take the embeddings of unchanged chunk texts from the cache and
-encode the rest, batched across documents. The new version's points are
-written beside the old ones, the catalog switches the document to the new
-version in one commit, and the old points are deleted after. A search joins
-its hits with the catalog and drops points of inactive versions, so it never
-mixes old and new chunks of one document, even after a crash midway.
+encode the rest, batched across documents. The new version's chunk rows and
+points are written beside the old ones, the catalog switches the document to
+the new version in one commit, and the old points are deleted after, then
+their rows. A search joins its hits with the catalog and drops points of
+inactive versions, so it never mixes old and new chunks of one document, even
+after a crash midway; ingest.consistency has the order of writes that lets
+the next run clear what a crash left.
+
+A file that kills the process while it is read (a parser crash, memory) is
+tried ``settings.retry_attempts`` times, counted in ``documents.attempts``,
+and then recorded as failed, so that it blocks no later run. A file modified
+since its last attempt began gets fresh attempts.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, update
 from sqlalchemy.orm import Session
 
 from ingest.access_rules import AccessRules, load_rules
+from ingest.consistency import (
+    crash_on_reading,
+    crash_point,
+    delete_inactive_versions,
+    point_id,
+    remove_documents,
+    sweep_leftovers,
+)
 from ingest.documents import Limits, LoadedDocument, LoadError
 from ingest.loaders import load
+from ingest.loaders._limits import check_size, grew_past
 from ingest.summary import IngestSummary
 from ingest.walk import walk
 from search import bm25, embedding_cache
+from search.access import UNGROUPED, Access, check_groups
 from search.analysis import Analyzer
 from search.app import INDEX_FORMAT, App
 from search.catalog import repository as repo
-from search.catalog.models import Document, DocumentStatus, utcnow
+from search.catalog.models import Chunk, Document, DocumentStatus, utcnow
 from search.chunking import chunk_spans
 from search.embedding_cache import embed_cached
-from search.access import UNGROUPED, Access, check_groups
 from search.errors import InvalidInputError
 from search.filters import path_prefixes
-from search.stores.base import Filter, MatchAny, Point, VectorStore
+from search.stores.base import Point, VectorStore
 
 if TYPE_CHECKING:
     from search.encoder import Encoder
 
 logger = logging.getLogger(__name__)
 
-_POINT_NAMESPACE = uuid.UUID("0b7a3f52-2d5e-4c1a-8d57-91c0e3f4a6b2")
+__all__ = ["IngestOptions", "Ingestor", "file_hash", "point_id", "remove_document"]
+
 # Chunks encoded together: large enough that sorting them by length pads
 # little and flushes are few (256 cost 16% of ingest time in bench/ingest.py),
 # small enough to bound memory on a huge document.
 PENDING_CHUNKS = 1024
 
 
-def point_id(document_id: str, version: str, ordinal: int) -> str:
-    """Deterministic point id of one chunk of one document version."""
-    return str(uuid.uuid5(_POINT_NAMESPACE, f"{document_id}:{version}:{ordinal}"))
-
-
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_hash(path: Path, limits: Limits | None = None) -> str:
+    """The SHA-256 of the file's bytes, refusing a file over the size limit
+    from its size before reading, and one that grows past it while read."""
+    limits = limits or Limits()
     with path.open("rb") as stream:
+        check_size(os.fstat(stream.fileno()).st_size, limits, path)
+        digest = hashlib.sha256()
+        read = 0
         for block in iter(lambda: stream.read(1 << 20), b""):
+            read += len(block)
+            if read > limits.max_bytes:
+                raise grew_past(limits, path)
             digest.update(block)
     return digest.hexdigest()
 
@@ -92,12 +113,12 @@ class _OpenDocument:
     source: str
     version: str
     root: str | None = None
-    assigned_groups: tuple[str, ...] = ()
     tags: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     chunk_count: int = 0
     known: bool = False
-    has_row: bool = False
+    # Catalogued before this run: an interrupted run may have left it rows.
+    had_row: bool = True
 
 
 @dataclass
@@ -132,6 +153,8 @@ class Ingestor:
         self._collection_ready = False
         self._rules = AccessRules()
         self._groups: tuple[str, ...] = ()
+        # Documents read to the end whose attempts are not yet reset to 0.
+        self._read: list[str] = []
 
     @property
     def engine(self) -> Engine:
@@ -180,8 +203,15 @@ class Ingestor:
         paths: Sequence[Path],
         options: IngestOptions | None = None,
         progress: Callable[[str], None] | None = None,
+        *,
+        job_id: int | None = None,
     ) -> IngestSummary:
-        """Ingest ``paths`` (files or folders); see the module docstring."""
+        """Ingest ``paths`` (files or folders); see the module docstring.
+
+        First clears what interrupted runs left (ingest.consistency); pass the
+        id of the job this run belongs to as ``job_id``, so that with a server
+        store that sweep knows which running job is this one.
+        """
         options = options or IngestOptions()
         self._groups = check_groups(options.groups)
         rules = options.rules or self.app.settings.access_rules
@@ -189,6 +219,7 @@ class Ingestor:
         summary = self._summary = IngestSummary()
         self._run_average_terms = None
         started = time.perf_counter()
+        sweep_leftovers(self.app, job_id)
         seen: set[str] = set()
         for item in walk(paths, exclude=options.exclude):
             source = str(item.path.resolve()) if item.path.exists() else str(item.path)
@@ -206,6 +237,57 @@ class Ingestor:
         logger.info("Ingest finished: %s", summary.one_line())
         return summary
 
+    def rewrite(self, document_ids: Sequence[str]) -> dict[str, str]:
+        """Write the active version of documents again, as the catalog has it.
+
+        For ``check --repair``: each file is read again and its points and
+        chunk rows rewritten at the active version, with the catalog's tags
+        and groups (embeddings come from the cache). Returns, by document id,
+        why a document could not be rewritten: its file is gone, changed
+        since it was indexed (its indexed version cannot be read back) or
+        unreadable now.
+        """
+        problems: dict[str, str] = {}
+        summary = self._summary = IngestSummary()
+        for document_id in document_ids:
+            with Session(self.engine, expire_on_commit=False) as session:
+                row = repo.get_document(session, document_id)
+            if row is None or row.active_version is None:
+                continue
+            try:
+                self._reopen(row)
+            except OSError as exc:
+                problems[document_id] = f"cannot read the file: {_os_reason(exc)}"
+            except (LoadError, InvalidInputError) as exc:
+                problems[document_id] = _reason(exc)
+        self._flush(summary)
+        return problems
+
+    def _reopen(self, row: Document) -> None:
+        """Read the file of ``row``'s active version into pending chunks."""
+        path = Path(row.source_path)
+        if file_hash(path, self.limits) != row.content_hash:
+            raise InvalidInputError(
+                "the file changed since it was indexed; ingest it again"
+            )
+        assert row.active_version is not None
+        document = _OpenDocument(
+            load(path, self.limits),
+            row.id,
+            row.source_path,
+            row.active_version,
+            root=row.root_path,
+            tags=list(row.tags or ()),
+            groups=row.access_groups,
+            known=True,
+        )
+        try:
+            self._chunk(document)
+        except (LoadError, InvalidInputError):
+            self._discard_partial(row.id, row.active_version)
+            raise
+        self._ready.append(document)
+
     def _ingest_file(
         self,
         path: Path,
@@ -216,9 +298,12 @@ class Ingestor:
     ) -> None:
         document_id = repo.document_id_for(source)
         try:
-            content_hash = file_hash(path)
+            content_hash = file_hash(path, self.limits)
         except OSError as exc:
             self._record_failure(source, path, _os_reason(exc), summary)
+            return
+        except LoadError as exc:
+            self._record_failure(source, path, exc.reason, summary)
             return
         assigned = tuple(
             sorted(set(self._groups) | set(self._rules.groups_for(path, root)))
@@ -227,14 +312,24 @@ class Ingestor:
         with Session(self.engine) as session:
             existing = repo.get_document(session, document_id)
             if existing is not None and _unchanged(existing, version):
+                if existing.attempts:
+                    existing.attempts = 0
+                    session.commit()
                 summary.unchanged += 1
                 return
             known = existing is not None and existing.active_version is not None
-            if existing is not None:
-                # Rows a crashed run left for this version would collide.
-                repo.delete_chunks(session, document_id, version=version)
-                session.commit()
+            attempts = _attempts_so_far(existing, path)
+        if attempts >= self.app.settings.retry_attempts:
+            reason = (
+                f"gave up after {attempts} attempts: the ingest stopped while "
+                "reading this file each time"
+            )
+            self._record_failure(source, path, reason, summary, attempts=attempts)
+            return
 
+        self._begin_attempt(
+            document_id, source, path, attempts, has_row=existing is not None
+        )
         try:
             loaded = load(path, self.limits)
             document = _OpenDocument(
@@ -243,15 +338,16 @@ class Ingestor:
                 source,
                 version,
                 root=str(root) if root is not None else None,
-                assigned_groups=assigned,
                 known=known,
-                has_row=existing is not None,
+                had_row=existing is not None,
             )
-            self._chunk(document, options)
+            _assign(document, assigned, options.tags)
+            self._chunk(document)
         except (LoadError, InvalidInputError) as exc:
             self._discard_partial(document_id, version)
             self._record_failure(source, path, _reason(exc), summary)
             return
+        self._read.append(document_id)
         if not document.chunk_count:
             self._record_failure(source, path, "no text to index", summary)
             return
@@ -259,15 +355,51 @@ class Ingestor:
         if len(self._pending) >= PENDING_CHUNKS:
             self._flush(summary)
 
-    def _chunk(self, document: _OpenDocument, options: IngestOptions) -> None:
+    def _begin_attempt(
+        self, document_id: str, source: str, path: Path, attempts: int, has_row: bool
+    ) -> None:
+        """Count one more attempt at reading the file, in its own commit.
+
+        A run killed while reading leaves the count raised; one that reads
+        to the end resets it (here, with the next file's count, or before the
+        next batch is encoded), so only the file being read when the process
+        died is blamed. The model is loaded first: its load is no file's fault.
+        """
+        self.app.chunk_sizes  # noqa: B018 - loads the encoder
+        with Session(self.engine) as session:
+            if has_row:
+                session.execute(
+                    update(Document)
+                    .where(Document.id == document_id)
+                    .values(attempts=attempts + 1, updated_at=utcnow())
+                )
+            else:
+                session.add(
+                    Document(
+                        id=document_id,
+                        source_path=source,
+                        file_type=path.suffix.lower().lstrip("."),
+                        status=DocumentStatus.PENDING,
+                        attempts=attempts + 1,
+                    )
+                )
+            self._reset_attempts(session)
+            session.commit()
+        crash_on_reading(path)
+
+    def _reset_attempts(self, session: Session) -> None:
+        """Reset the counts of documents read to the end (the caller commits)."""
+        read, self._read = self._read, []
+        for start in range(0, len(read), 500):
+            session.execute(
+                update(Document)
+                .where(Document.id.in_(read[start : start + 500]))
+                .values(attempts=0)
+            )
+
+    def _chunk(self, document: _OpenDocument) -> None:
         """Chunk the document's segments into pending chunks, flushing as needed."""
         loaded = document.loaded
-        try:
-            own = check_groups(loaded.groups)
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"front matter groups: {exc}") from None
-        document.groups = sorted(set(document.assigned_groups) | set(own))
-        document.tags = sorted(set(loaded.tags) | set(options.tags))
         date = loaded.date or loaded.modified_at
         base_payload = {
             "doc_id": document.document_id,
@@ -331,10 +463,21 @@ class Ingestor:
         self._ready = []
 
     def _write_pending(self, summary: IngestSummary) -> None:
-        """Embed the pending chunks (cache first) and upsert their points."""
+        """Embed the pending chunks (cache first), add their rows, upsert points.
+
+        The rows are committed before the points are upserted: a crash in
+        between leaves rows naming points that may exist, which the next
+        run's sweep deletes, never points that nothing in the catalog names.
+        """
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        if self._read:
+            # Files read to the end are not to blame if the process dies
+            # while their batch is encoded.
+            with Session(self.engine) as session:
+                self._reset_attempts(session)
+                session.commit()
         vectors = self._embeddings(
             [p.text_hash for p in pending], [p.text for p in pending], summary
         )
@@ -348,20 +491,32 @@ class Ingestor:
             )
             for p in pending
         ]
+        self._add_rows(pending)
+        crash_point("rows-written")
         if not self._collection_ready:
             self.app.ensure_collection()
             self._collection_ready = True
         self.store.upsert(self.collection, points)
-        # Chunk rows go to the catalog as they are written, so a huge document
-        # never holds all of its rows in memory; they count once it is active.
+        crash_point("points-written")
+
+    def _add_rows(self, pending: list[_PendingChunk]) -> None:
+        """Commit the chunk rows of a batch; they count once their version is
+        active, and a huge document never holds all of its rows in memory."""
+        spans: dict[tuple[str, str], list[int]] = {}
+        for p in pending:
+            if p.document.had_row:
+                spans.setdefault((p.document_id, p.version), []).append(p.ordinal)
         with Session(self.engine) as session:
-            # Chunk rows need their document: a new one gets a pending row,
-            # invisible to search until it is activated.
-            for p in pending:
-                if not p.document.has_row:
-                    session.add(self._new_row(p.document))
-                    p.document.has_row = True
-            session.flush()
+            # Rows an interrupted run left for these chunks (or those of the
+            # active version, written again) are replaced in the same commit.
+            for (document_id, version), ordinals in spans.items():
+                session.execute(
+                    delete(Chunk).where(
+                        Chunk.document_id == document_id,
+                        Chunk.version == version,
+                        Chunk.ordinal.between(min(ordinals), max(ordinals)),
+                    )
+                )
             rows = [
                 {"document_id": p.document_id, "version": p.version, **p.row}
                 for p in pending
@@ -395,10 +550,12 @@ class Ingestor:
         return vectors
 
     def _activate(self, documents: list[_OpenDocument], summary: IngestSummary) -> None:
-        """Switch each document to its new version, then tidy the store.
+        """Switch each document to its new version, then delete the old one.
 
         One commit covers the batch: each document switches atomically, and
         committing per batch instead of per document keeps small files cheap.
+        The old versions' rows stay until their points are deleted (see
+        ingest.consistency), one store call for the whole batch.
         """
         with Session(self.engine) as session:
             rows = repo.get_documents(session, (d.document_id for d in documents))
@@ -408,25 +565,16 @@ class Ingestor:
                     row = self._new_row(document)
                     session.add(row)
                 _fill_row(row, document)
-                repo.delete_chunks(
-                    session, document.document_id, keep_version=document.version
-                )
             session.commit()
+        crash_point("activated")
 
         for document in documents:
             summary.chunks += document.chunk_count
-            if not document.known:
+            if document.known:
+                summary.changed += 1
+            else:
                 summary.new += 1
-                continue
-            # Only a document indexed before has old points to delete.
-            summary.changed += 1
-            self.store.delete_by_filter(
-                self.collection,
-                Filter(
-                    must=(MatchAny("doc_id", (document.document_id,)),),
-                    must_not=(MatchAny("version", (document.version,)),),
-                ),
-            )
+        delete_inactive_versions(self.app, [d.document_id for d in documents])
 
     @staticmethod
     def _new_row(document: _OpenDocument) -> Document:
@@ -438,34 +586,32 @@ class Ingestor:
         )
 
     def _discard_partial(self, document_id: str, version: str) -> None:
-        """Drop the points and rows of a version that failed midway, unless active."""
-        self._pending = [p for p in self._pending if p.document_id != document_id]
-        with Session(self.engine) as session:
-            row = repo.get_document(session, document_id)
-            if row is not None and row.active_version == version:
-                return
-            repo.delete_chunks(session, document_id, version=version)
-            session.commit()
-        self._delete_points(
-            Filter(
-                must=(
-                    MatchAny("doc_id", (document_id,)),
-                    MatchAny("version", (version,)),
-                )
-            )
-        )
+        """Drop what a version that failed midway wrote, unless it is active.
 
-    def _delete_points(self, filter: Filter) -> None:
-        # Before the first upsert of a new index there is nothing to delete.
-        if self.store.collection_exists(self.collection):
-            self.store.delete_by_filter(self.collection, filter)
+        Its rows were written before its points, so they name every point
+        it wrote: points first, then rows (ingest.consistency).
+        """
+        self._pending = [p for p in self._pending if p.document_id != document_id]
+        delete_inactive_versions(self.app, [document_id])
 
     def _record_failure(
-        self, source: str, path: Path, reason: str, summary: IngestSummary
+        self,
+        source: str,
+        path: Path,
+        reason: str,
+        summary: IngestSummary,
+        attempts: int = 0,
     ) -> None:
+        """Record the file as failed; an already indexed version stays active.
+
+        ``attempts`` is kept on the row: 0 (an attempt that ended) unless the
+        file was given up, which keeps its count so that it stays given up.
+        """
         file_type = path.suffix.lower().lstrip(".")
         with Session(self.engine) as session:
-            repo.create_failed_document(session, source, file_type, reason)
+            document = repo.create_failed_document(session, source, file_type, reason)
+            document.attempts = attempts
+            self._reset_attempts(session)
             session.commit()
         summary.add_failure(source, reason)
 
@@ -473,42 +619,31 @@ class Ingestor:
         self, roots: Sequence[Path], seen: set[str], summary: IngestSummary
     ) -> None:
         """Remove documents under the walked folders whose files are gone."""
+        gone: list[str] = []
         for root in roots:
             if not root.is_dir():
                 continue
             prefix = str(root.resolve()).rstrip("/") + "/"
             with Session(self.engine) as session:
-                for document in repo.list_documents(
+                documents = repo.list_documents(
                     session, Access.unrestricted(), under=prefix
-                ):
-                    if (
-                        document.source_path in seen
-                        or Path(document.source_path).exists()
-                    ):
-                        continue
-                    self._delete_points(
-                        Filter(must=(MatchAny("doc_id", (document.id,)),))
-                    )
-                    session.delete(document)
-                    summary.removed += 1
-                session.commit()
+                )
+            gone.extend(
+                d.id
+                for d in documents
+                if d.source_path not in seen and not Path(d.source_path).exists()
+            )
+        summary.removed += remove_documents(self.app, gone)
 
 
 def remove_document(app: App, document_id: str) -> bool:
-    """Take a document out of the index: its catalog row, then its points.
+    """Take a document out of the index; whether it was there.
 
-    The catalog goes first, so the document leaves search at once; points
-    left by a crash in between are invisible (no active version) and the
-    next removal or ``check --repair`` takes them away.
+    It leaves search at once (one commit marks it), then its points go, then
+    its row; the next ingest run finishes a removal that a crash cut short
+    (ingest.consistency.remove_documents).
     """
-    with Session(app.engine) as session:
-        removed = repo.delete_document(session, document_id)
-        session.commit()
-    if app.store.collection_exists(app.collection):
-        app.store.delete_by_filter(
-            app.collection, Filter(must=(MatchAny("doc_id", (document_id,)),))
-        )
-    return removed
+    return remove_documents(app, [document_id]) == 1
 
 
 def _fill_row(row: Document, document: _OpenDocument) -> None:
@@ -527,10 +662,46 @@ def _fill_row(row: Document, document: _OpenDocument) -> None:
     row.active_version = document.version
     row.chunk_count = document.chunk_count
     row.indexed_at = utcnow()
+    row.attempts = 0
+
+
+def _assign(
+    document: _OpenDocument, groups: Sequence[str], tags: Sequence[str]
+) -> None:
+    """The document's groups and tags: the run's and the file's own."""
+    loaded = document.loaded
+    try:
+        own = check_groups(loaded.groups)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"front matter groups: {exc}") from None
+    document.groups = sorted(set(groups) | set(own))
+    document.tags = sorted(set(loaded.tags) | set(tags))
+
+
+def _attempts_so_far(existing: Document | None, path: Path) -> int:
+    """Interrupted attempts at reading the file as it is now.
+
+    A file modified after the last attempt began is another file: it gets
+    fresh attempts. (The catalog keeps no hash of a file that was never read
+    to the end, so its modification time tells; a file put back with an old
+    time keeps its count.)
+    """
+    if existing is None or not existing.attempts:
+        return 0
+    began = existing.updated_at
+    if began.tzinfo is None:  # SQLite keeps no zone; the catalog writes UTC
+        began = began.replace(tzinfo=UTC)
+    try:
+        modified = path.stat().st_mtime
+    except OSError:
+        return existing.attempts
+    return 0 if modified > began.timestamp() else existing.attempts
 
 
 def _unchanged(existing: Document, version: str) -> bool:
-    return existing.status == DocumentStatus.INDEXED and existing.active_version == version
+    return (
+        existing.status == DocumentStatus.INDEXED and existing.active_version == version
+    )
 
 
 def _reason(exc: LoadError | InvalidInputError) -> str:

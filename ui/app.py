@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from search.settings import load_settings
 from ui import identity
-from ui.resources import shown_errors
+from ui.resources import runtime, shown_errors
 
 st.set_page_config(page_title="semsearch", page_icon=":material/search:", layout="wide")
 
 # Every page runs after this: nobody signed in, no page (access fails closed).
 st.session_state.pop(identity.VIEWER_KEY, None)
 with shown_errors():
-    settings = load_settings()
-    current = identity.viewer(settings)
+    searcher = runtime().searcher
+    settings = runtime().app.settings
+    current = identity.viewer(settings, searcher.policy)
     if current is not None:
         st.session_state[identity.VIEWER_KEY] = current
         identity.sign_out_control(settings, current)

@@ -59,12 +59,16 @@ def user_claims() -> Mapping[str, object]:
     return st.user.to_dict()
 
 
-def viewer(settings: Settings) -> Viewer | None:
-    """Who is using this session, or None (and a message shown) when nobody."""
+def viewer(settings: Settings, policy: AccessPolicy) -> Viewer | None:
+    """Who is using this session, or None (and a message shown) when nobody.
+
+    ``policy`` is the searcher's, so that what the pages count and what the
+    searches return follow one rule.
+    """
     principal = _principal(settings)
     if principal is None:
         return None
-    access = AccessPolicy.from_settings(settings).access(principal)
+    access = policy.access(principal)
     may_manage = settings.auth == "local" or access.everything
     return Viewer(principal, access, may_manage)
 

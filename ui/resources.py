@@ -125,10 +125,10 @@ class Runtime:
 
 def runtime() -> Runtime:
     """The Runtime for the settings the environment gives (``SEMSEARCH_*``)."""
-    settings = load_settings()
-    # Settings differ between servers only through the environment; the JSON
-    # form (secrets masked) tells them apart for the cache.
-    return _open(settings.model_dump_json())
+    # One Runtime per server process: its settings are read when it opens,
+    # and the environment does not change under a running server. (Opening a
+    # second one would find the embedded store held by the first.)
+    return _open()
 
 
 def _release(shared: Runtime) -> None:
@@ -138,7 +138,7 @@ def _release(shared: Runtime) -> None:
 @st.cache_resource(
     show_spinner="Opening the index and loading the model ...", on_release=_release
 )
-def _open(settings_key: str) -> Runtime:
+def _open() -> Runtime:
     app = App(load_settings(), role="ui")
     try:
         app.engine  # noqa: B018 - open (and upgrade) the catalog now

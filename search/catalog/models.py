@@ -51,6 +51,8 @@ class DocumentStatus:
     PENDING = "pending"
     INDEXED = "indexed"
     FAILED = "failed"
+    # Out of search, its points being deleted (ingest.consistency).
+    REMOVING = "removing"
 
 
 class Document(Base):

@@ -14,11 +14,21 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from search.cli import encode, evaluate, ingest, jobs, models, search, status, ui
+from search.cli import (
+    check,
+    encode,
+    evaluate,
+    ingest,
+    jobs,
+    models,
+    search,
+    status,
+    ui,
+)
 from search.errors import SemsearchError
 
 Handler = Callable[[argparse.Namespace], int]
-COMMAND_GROUPS = (ingest, search, status, jobs, ui, evaluate, models, encode)
+COMMAND_GROUPS = (ingest, search, status, check, jobs, ui, evaluate, models, encode)
 
 
 def build_parser() -> argparse.ArgumentParser:

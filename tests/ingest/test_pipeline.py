@@ -227,12 +227,12 @@ def test_unreadable_vanished_and_odd_encodings(
 
     real_hash = pipeline.file_hash
 
-    def flaky_hash(path: Path) -> str:
+    def flaky_hash(path: Path, limits: object = None) -> str:
         if path.name == "locked.txt":
             raise PermissionError(13, "Permission denied", str(path))
         if path.name == "gone.txt":
             raise FileNotFoundError(2, "No such file", str(path))
-        return real_hash(path)
+        return real_hash(path, limits)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pipeline, "file_hash", flaky_hash)
     summary = ingest(app, docs)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ingest.pipeline import IngestOptions, Ingestor
@@ -68,7 +69,9 @@ def test_the_local_user_sees_the_groups_of_the_settings(
     # The tag of the hidden document is not offered (nor counted) either.
     assert "pay" not in at.multiselect(key="f_tags").options
 
+    # Settings are read when the server process opens its runtime.
     monkeypatch.setenv("SEMSEARCH_LOCAL_GROUPS", "hr")
+    st.cache_resource.clear()
     at = _app(monkeypatch)
     assert any(SECRET_TITLE in t for t in _search(at, "salary"))
     assert any("Signed in as" in t and "hr" in t for t in texts(at.sidebar.caption))
