@@ -200,3 +200,17 @@ def test_ui_command_refuses_a_bad_port(capsys: pytest.CaptureFixture[str]) -> No
 
     assert main(["ui", "--port", "70000"]) == 2
     assert "not a port number" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`semsearch jobs | head -1`: no error line when the pipe closes."""
+    import search.cli.models as models_command
+
+    def closed_pipe(args: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(models_command, "run", closed_pipe)
+    assert main(["models"]) == 141
+    assert "error" not in capsys.readouterr().err

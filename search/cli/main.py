@@ -8,6 +8,7 @@ is exit code 2 (argparse's); an interrupted command exits with 130. Set
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -59,6 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
+    except BrokenPipeError:
+        # The reader went away (`semsearch jobs | head`): stop quietly, as
+        # Unix tools do; stdout is pointed at devnull so the exit flush is silent.
+        with contextlib.suppress(OSError, ValueError):  # no real stdout: fine
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except SemsearchError as exc:
         return _fail(str(exc))
     except OSError as exc:
