@@ -12,10 +12,8 @@ inactive versions, so it never mixes old and new chunks of one document, even
 after a crash midway; ingest.consistency has the order of writes that lets
 the next run clear what a crash left.
 
-A file that kills the process while it is read (a parser crash, memory) is
-tried ``settings.retry_attempts`` times, counted in ``documents.attempts``,
-and then recorded as failed, so that it blocks no later run. A file modified
-since its last attempt began gets fresh attempts.
+A file that kills the process while it is read is given up after a few
+tries (ingest.attempts), so that it blocks no later run.
 """
 
 from __future__ import annotations
@@ -26,19 +24,18 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session
 
 from ingest.access_rules import AccessRules, load_rules
+from ingest.attempts import Attempts, attempts_so_far
 from ingest.consistency import (
-    crash_on_reading,
     crash_point,
     delete_inactive_versions,
     point_id,
@@ -153,8 +150,11 @@ class Ingestor:
         self._collection_ready = False
         self._rules = AccessRules()
         self._groups: tuple[str, ...] = ()
-        # Documents read to the end whose attempts are not yet reset to 0.
-        self._read: list[str] = []
+        self._attempts = Attempts(
+            app.engine,
+            app.settings.retry_attempts,
+            before_first=lambda: self.app.chunk_sizes,  # loads the encoder
+        )
 
     @property
     def engine(self) -> Engine:
@@ -318,16 +318,13 @@ class Ingestor:
                 summary.unchanged += 1
                 return
             known = existing is not None and existing.active_version is not None
-            attempts = _attempts_so_far(existing, path)
-        if attempts >= self.app.settings.retry_attempts:
-            reason = (
-                f"gave up after {attempts} attempts: the ingest stopped while "
-                "reading this file each time"
-            )
-            self._record_failure(source, path, reason, summary, attempts=attempts)
+            attempts = attempts_so_far(existing, path)
+        given_up = self._attempts.given_up(attempts)
+        if given_up is not None:
+            self._record_failure(source, path, given_up, summary, attempts=attempts)
             return
 
-        self._begin_attempt(
+        self._attempts.begin(
             document_id, source, path, attempts, has_row=existing is not None
         )
         try:
@@ -347,55 +344,13 @@ class Ingestor:
             self._discard_partial(document_id, version)
             self._record_failure(source, path, _reason(exc), summary)
             return
-        self._read.append(document_id)
+        self._attempts.read(document_id)
         if not document.chunk_count:
             self._record_failure(source, path, "no text to index", summary)
             return
         self._ready.append(document)
         if len(self._pending) >= PENDING_CHUNKS:
             self._flush(summary)
-
-    def _begin_attempt(
-        self, document_id: str, source: str, path: Path, attempts: int, has_row: bool
-    ) -> None:
-        """Count one more attempt at reading the file, in its own commit.
-
-        A run killed while reading leaves the count raised; one that reads
-        to the end resets it (here, with the next file's count, or before the
-        next batch is encoded), so only the file being read when the process
-        died is blamed. The model is loaded first: its load is no file's fault.
-        """
-        self.app.chunk_sizes  # noqa: B018 - loads the encoder
-        with Session(self.engine) as session:
-            if has_row:
-                session.execute(
-                    update(Document)
-                    .where(Document.id == document_id)
-                    .values(attempts=attempts + 1, updated_at=utcnow())
-                )
-            else:
-                session.add(
-                    Document(
-                        id=document_id,
-                        source_path=source,
-                        file_type=path.suffix.lower().lstrip("."),
-                        status=DocumentStatus.PENDING,
-                        attempts=attempts + 1,
-                    )
-                )
-            self._reset_attempts(session)
-            session.commit()
-        crash_on_reading(path)
-
-    def _reset_attempts(self, session: Session) -> None:
-        """Reset the counts of documents read to the end (the caller commits)."""
-        read, self._read = self._read, []
-        for start in range(0, len(read), 500):
-            session.execute(
-                update(Document)
-                .where(Document.id.in_(read[start : start + 500]))
-                .values(attempts=0)
-            )
 
     def _chunk(self, document: _OpenDocument) -> None:
         """Chunk the document's segments into pending chunks, flushing as needed."""
@@ -472,12 +427,9 @@ class Ingestor:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        if self._read:
-            # Files read to the end are not to blame if the process dies
-            # while their batch is encoded.
-            with Session(self.engine) as session:
-                self._reset_attempts(session)
-                session.commit()
+        # Files read to the end are not to blame if the process dies while
+        # their batch is encoded.
+        self._attempts.settle()
         vectors = self._embeddings(
             [p.text_hash for p in pending], [p.text for p in pending], summary
         )
@@ -611,7 +563,7 @@ class Ingestor:
         with Session(self.engine) as session:
             document = repo.create_failed_document(session, source, file_type, reason)
             document.attempts = attempts
-            self._reset_attempts(session)
+            self._attempts.reset(session)
             session.commit()
         summary.add_failure(source, reason)
 
@@ -676,26 +628,6 @@ def _assign(
         raise InvalidInputError(f"front matter groups: {exc}") from None
     document.groups = sorted(set(groups) | set(own))
     document.tags = sorted(set(loaded.tags) | set(tags))
-
-
-def _attempts_so_far(existing: Document | None, path: Path) -> int:
-    """Interrupted attempts at reading the file as it is now.
-
-    A file modified after the last attempt began is another file: it gets
-    fresh attempts. (The catalog keeps no hash of a file that was never read
-    to the end, so its modification time tells; a file put back with an old
-    time keeps its count.)
-    """
-    if existing is None or not existing.attempts:
-        return 0
-    began = existing.updated_at
-    if began.tzinfo is None:  # SQLite keeps no zone; the catalog writes UTC
-        began = began.replace(tzinfo=UTC)
-    try:
-        modified = path.stat().st_mtime
-    except OSError:
-        return existing.attempts
-    return 0 if modified > began.timestamp() else existing.attempts
 
 
 def _unchanged(existing: Document, version: str) -> bool:
