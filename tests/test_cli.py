@@ -214,3 +214,20 @@ def test_a_reader_that_goes_away_stops_the_command_quietly(
     monkeypatch.setattr(models_command, "run", closed_pipe)
     assert main(["models"]) == 141
     assert "error" not in capsys.readouterr().err
+
+
+def test_ui_with_oidc_needs_the_auth_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from search.cli.ui import oidc_configured
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SEMSEARCH_AUTH", "oidc")
+    assert main(["ui", "--port", "8600"]) == 1
+    assert "[auth]" in capsys.readouterr().err
+
+    secrets = tmp_path / ".streamlit" / "secrets.toml"
+    secrets.parent.mkdir()
+    secrets.write_text('[auth]\nclient_id = "semsearch"\n', encoding="utf-8")
+    assert oidc_configured()

@@ -29,6 +29,21 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def oidc_configured() -> bool:
+    """Whether a Streamlit secrets file holds the ``[auth]`` that st.login reads."""
+    import tomllib
+
+    for folder in (Path.cwd(), Path.home()):
+        secrets = folder / ".streamlit" / "secrets.toml"
+        try:
+            data = tomllib.loads(secrets.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(data.get("auth"), dict):
+            return True
+    return False
+
+
 def app_script() -> Path:
     return Path(ui.__file__).resolve().parent / "app.py"
 
@@ -62,6 +77,17 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         print(f"semsearch: --port {args.port} is not a port number", file=sys.stderr)
         return 2
+    from search.settings import load_settings
+
+    settings = load_settings(data_dir=getattr(args, "data_dir", None))
+    if settings.auth == "oidc" and not oidc_configured():
+        print(
+            "semsearch: SEMSEARCH_AUTH=oidc needs an [auth] section (redirect_uri, "
+            "cookie_secret, client_id, client_secret, server_metadata_url) in "
+            ".streamlit/secrets.toml here or in ~/.streamlit/",
+            file=sys.stderr,
+        )
+        return 1
     environment = dict(os.environ)
     if getattr(args, "data_dir", None) is not None:
         environment["SEMSEARCH_DATA_DIR"] = str(Path(args.data_dir).resolve())
