@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from search.access import Access
 from search.catalog import repository as repo
 from search.catalog.models import Document
 from search.errors import InvalidInputError
+
+NOT_IN_INDEX = "that document is not in the index"
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,37 @@ def find_document_file(
     The same error for a document that does not exist and one the user may
     not read: a refusal must not tell that a document is there.
     """
+    found = find_document_files(engine, [document_id], access)[document_id]
+    if isinstance(found, str):
+        raise InvalidInputError(found)
+    return found
+
+
+def find_document_files(
+    engine: Engine, document_ids: Sequence[str], access: Access
+) -> dict[str, DocumentFile | str]:
+    """:func:`find_document_file` for many documents in one catalog read
+    (a result page's); a refusal is its reason, a string."""
     with Session(engine) as session:
-        document = repo.get_document(session, document_id, access)
-        if document is None or document.active_version is None:
-            raise InvalidInputError("that document is not in the index")
-        path = _checked_path(document)
-    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return DocumentFile(path.name, mime, path)
+        rows = repo.get_documents(session, document_ids)
+    found: dict[str, DocumentFile | str] = {}
+    for document_id in document_ids:
+        document = rows.get(document_id)
+        if (
+            document is None
+            or document.active_version is None
+            or not access.allows(document.access_groups)
+        ):
+            found[document_id] = NOT_IN_INDEX
+            continue
+        try:
+            path = _checked_path(document)
+        except InvalidInputError as exc:
+            found[document_id] = str(exc)
+            continue
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        found[document_id] = DocumentFile(path.name, mime, path)
+    return found
 
 
 def read_document_file(

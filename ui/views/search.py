@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 
 from search.access import Access
 from search.catalog import repository as repo
-from search.download import find_document_file, read_document_file
-from search.errors import InvalidInputError
+from search.download import DocumentFile, find_document_files, read_document_file
 from search.grouping import DocumentResult, group_hits
 from search.highlight import (
     best_sentences,
@@ -164,14 +163,14 @@ def _day(value: object) -> date | None:
     return value if isinstance(value, date) else None
 
 
-def _download(result: DocumentResult, viewer: Viewer) -> None:
+def _download(
+    result: DocumentResult, found: DocumentFile | str, viewer: Viewer
+) -> None:
     """A download of the document's file, served only as search.download allows."""
-    app = runtime().app
-    try:
-        found = find_document_file(app.engine, result.document_id, viewer.access)
-    except InvalidInputError as exc:
-        st.caption(str(exc))
+    if isinstance(found, str):
+        st.caption(found)
         return
+    app = runtime().app
 
     def data() -> bytes:
         return read_document_file(
@@ -224,6 +223,9 @@ def _focus(results: list[DocumentResult], query: str) -> dict[tuple[str, int], s
 def _render(results: list[DocumentResult], query: str, viewer: Viewer) -> None:
     st.html(PASSAGE_STYLE)
     focus = _focus(results, query)
+    files = find_document_files(
+        runtime().app.engine, [r.document_id for r in results], viewer.access
+    )
     for rank, result in enumerate(results, start=1):
         with st.container(border=True):
             head, actions = st.columns([5, 1])
@@ -242,7 +244,7 @@ def _render(results: list[DocumentResult], query: str, viewer: Viewer) -> None:
             )
             head.caption(f"{result.path}  \n{details}")
             with actions:
-                _download(result, viewer)
+                _download(result, files[result.document_id], viewer)
             for passage in result.passages:
                 page = f"page {passage.page} · " if passage.page is not None else ""
                 key = (passage.document_id, passage.chunk_ordinal)
