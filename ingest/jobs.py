@@ -121,8 +121,55 @@ def enqueue(app: App, params: dict[str, Any], backoff: Backoff | None = None) ->
     return with_retries(create, backoff or Backoff.from_settings(app.settings))
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_name(slot: int | None = None) -> str:
+    """``host:pid``, and the slot of a worker running several jobs at once."""
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    return name if slot is None else f"{name}/{slot}"
+
+
+class Heartbeat:
+    """Renews a running job's lease every third of it, in a thread of its own.
+
+    A worker that dies stops renewing, the lease expires, and another worker
+    claims the job again (repository.claim_next_job); the rerun is idempotent.
+    """
+
+    def __init__(self, app: App, job: Job) -> None:
+        self.app = app
+        self.job_id = job.id
+        self.worker = job.worker or worker_name()
+        self.lease_s = app.settings.job_lease_s
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"lease-{job.id}", daemon=True
+        )
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                with Session(self.app.engine) as session:
+                    held = repo.renew_lease(
+                        session, self.job_id, self.worker, self.lease_s
+                    )
+            except Exception as exc:  # a catalog blip: the next beat tries again
+                logger.warning("Job %d: lease not renewed: %s", self.job_id, exc)
+                continue
+            if not held:
+                logger.warning(
+                    "Job %d: the lease was lost (another worker took the job)",
+                    self.job_id,
+                )
+                self.lost.set()
+                return
 
 
 def run_job(
@@ -145,19 +192,28 @@ def run_job(
         if app.settings.embedded_store:
             recover_abandoned(app, job.id, backoff)
         paths = [Path(p) for p in job.params["paths"]]
-        summary = Ingestor(app).run(
-            paths, options_of(job.params), progress=progress, job_id=job.id
-        )
+        with Heartbeat(app, job):
+            summary = Ingestor(app).run(
+                paths, options_of(job.params), progress=progress, job_id=job.id
+            )
     except Exception as exc:
         if is_transient(exc):
             raise _stop(app, job.id, exc, backoff) from exc
         error = f"{type(exc).__name__}: {exc}"
         _record(
-            app, job.id, backoff, lambda s, row: repo.finish_job(s, row, None, error)
+            app,
+            job.id,
+            backoff,
+            lambda s, row: repo.finish_job(s, row, None, error),
+            worker=job.worker,
         )
         raise
     _record(
-        app, job.id, backoff, lambda s, row: repo.finish_job(s, row, summary.as_dict())
+        app,
+        job.id,
+        backoff,
+        lambda s, row: repo.finish_job(s, row, summary.as_dict()),
+        worker=job.worker,
     )
     return summary
 
@@ -221,14 +277,32 @@ def _stop(app: App, job_id: int, cause: Exception, backoff: Backoff) -> JobStopp
 
 
 def _record(
-    app: App, job_id: int, backoff: Backoff, change: Callable[[Session, Job], T]
+    app: App,
+    job_id: int,
+    backoff: Backoff,
+    change: Callable[[Session, Job], T],
+    worker: str | None = None,
 ) -> T | None:
-    """Apply ``change`` to the job's row and commit, waiting out a catalog blip."""
+    """Apply ``change`` to the job's row and commit, waiting out a catalog blip.
+
+    With ``worker``, only while the job is still that worker's: a worker whose
+    lease expired (another took the job over) leaves the outcome to it.
+    """
 
     def write() -> T | None:
         with Session(app.engine) as session:
             row = session.get(Job, job_id)
             if row is None:
+                return None
+            if worker is not None and (
+                row.status != JobStatus.RUNNING or row.worker != worker
+            ):
+                logger.warning(
+                    "Job %d is no longer %s's; its outcome is left to %s",
+                    job_id,
+                    worker,
+                    row.worker,
+                )
                 return None
             result = change(session, row)
             session.commit()
@@ -237,10 +311,24 @@ def _record(
     return with_retries(write, backoff)
 
 
-def claim(app: App) -> Job | None:
-    """Take the oldest job that is due, for this process."""
+def claim(app: App, worker: str | None = None) -> Job | None:
+    """Take the oldest job that is due, or whose worker's lease expired.
+
+    A job claimed more often than the settings' attempts (its workers kept
+    dying) is failed instead, and the next one is taken.
+    """
+    limit = app.settings.retry_attempts
     with Session(app.engine, expire_on_commit=False) as session:
-        return repo.claim_next_job(session, worker_name())
+        while True:
+            job = repo.claim_next_job(
+                session, worker or worker_name(), lease_s=app.settings.job_lease_s
+            )
+            if job is None or job.attempts <= limit:
+                return job
+            error = f"gave up after {limit} attempts: its workers stopped each time"
+            repo.finish_job(session, job, None, error)
+            session.commit()
+            logger.warning("Job %d: %s", job.id, error)
 
 
 def run_claimed(
@@ -251,7 +339,9 @@ def run_claimed(
 ) -> IngestSummary:
     """Claim job ``job_id`` (queued by this process, due or not) and run it here."""
     with Session(app.engine, expire_on_commit=False) as session:
-        job = repo.claim_job(session, job_id, worker_name())
+        job = repo.claim_job(
+            session, job_id, worker_name(), lease_s=app.settings.job_lease_s
+        )
     if job is None:
         raise JobTakenError(f"ingest job {job_id} was taken by another worker")
     return run_job(app, job, progress=progress, backoff=backoff)

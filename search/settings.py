@@ -23,6 +23,7 @@
 | SEMSEARCH_MAX_FILE_MB, _MAX_PAGES | 200, 5000 | larger files are refused |
 | SEMSEARCH_RETRY_ATTEMPTS | 5 | tries at a server that is down |
 | SEMSEARCH_RETRY_BACKOFF_S | 1.0 | first wait between tries (doubling) |
+| SEMSEARCH_JOB_LEASE_S | 60 | a running job's lease; heartbeats renew it |
 
 Secrets (the API key, the database password) are ``SecretStr`` and shown
 masked wherever settings are printed or logged; a user or password written
@@ -161,6 +162,12 @@ class Settings(BaseSettings):
         ge=1,
         le=100,
         validation_alias=_env("SEMSEARCH_RETRY_ATTEMPTS", "retry_attempts"),
+    )
+    job_lease_s: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        validation_alias=_env("SEMSEARCH_JOB_LEASE_S", "job_lease_s"),
     )
     retry_backoff_s: float = Field(
         1.0,

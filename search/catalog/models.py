@@ -180,3 +180,5 @@ class Job(Base):
     # Runs begun, and the earliest time the next may begin (retry backoff).
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # While running: the worker renews it; once it passes, the job is free.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

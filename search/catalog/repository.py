@@ -11,7 +11,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -222,22 +222,24 @@ def get_retry_job(session: Session, kind: str, params: dict[str, Any]) -> Job | 
     return next((job for job in session.scalars(query) if job.params == params), None)
 
 
-def claim_job(session: Session, job_id: int, worker: str) -> Job | None:
+#: How long a claimed job is a worker's without a heartbeat (it renews it).
+DEFAULT_LEASE_S = 60.0
+
+
+def claim_job(
+    session: Session, job_id: int, worker: str, lease_s: float = DEFAULT_LEASE_S
+) -> Job | None:
     """Take job ``job_id`` if it is still queued, due or not; commits the claim.
 
     The claim is a conditional update, so of two workers racing for one job
     exactly one gets it, on SQLite and PostgreSQL alike. It counts as an
-    attempt (``Job.attempts``).
+    attempt (``Job.attempts``) and holds a lease of ``lease_s`` seconds.
     """
+    now = utcnow()
     claimed = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-        .values(
-            status=JobStatus.RUNNING,
-            worker=worker,
-            started_at=utcnow(),
-            attempts=Job.attempts + 1,
-        )
+        .values(**_taken(worker, now, lease_s))
         .execution_options(synchronize_session=False)
     )
     session.commit()
@@ -247,25 +249,80 @@ def claim_job(session: Session, job_id: int, worker: str) -> Job | None:
 
 
 def claim_next_job(
-    session: Session, worker: str, now: datetime | None = None
+    session: Session,
+    worker: str,
+    now: datetime | None = None,
+    lease_s: float = DEFAULT_LEASE_S,
 ) -> Job | None:
-    """Take the oldest queued job that is due at ``now``; commits the claim.
+    """Take the oldest claimable job; commits the claim.
 
-    A job queued again after a server was down waits until its ``not_before``.
+    Claimable: queued and due (a job queued again after a server was down
+    waits until its ``not_before``), or running with an expired lease (its
+    worker died). On PostgreSQL the row is locked with ``FOR UPDATE SKIP
+    LOCKED``, so that workers claiming at once take different jobs without
+    waiting on each other; SQLite serializes writers, and a conditional
+    update decides each race.
     """
-    due = or_(Job.not_before.is_(None), Job.not_before <= (now or utcnow()))
-    while True:
-        candidate = session.scalar(
-            select(Job.id)
-            .where(Job.status == JobStatus.QUEUED, due)
+    now = now or utcnow()
+    claimable = or_(
+        (Job.status == JobStatus.QUEUED)
+        & or_(Job.not_before.is_(None), Job.not_before <= now),
+        (Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < now),
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        job = session.scalar(
+            select(Job)
+            .where(claimable)
             .order_by(Job.id)
             .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        if job is None:
+            session.rollback()
+            return None
+        for key, value in _taken(worker, now, lease_s).items():
+            setattr(job, key, value)
+        session.commit()
+        return job
+    while True:
+        candidate = session.scalar(
+            select(Job.id).where(claimable).order_by(Job.id).limit(1)
         )
         if candidate is None:
             return None
-        job = claim_job(session, candidate, worker)
-        if job is not None:
-            return job
+        claimed = session.execute(
+            update(Job)
+            .where(Job.id == candidate, claimable)
+            .values(**_taken(worker, now, lease_s))
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            return session.get(Job, candidate, populate_existing=True)
+
+
+def _taken(worker: str, now: datetime, lease_s: float) -> dict[str, Any]:
+    return {
+        "status": JobStatus.RUNNING,
+        "worker": worker,
+        "started_at": now,
+        "attempts": Job.attempts + 1,
+        "lease_expires_at": now + timedelta(seconds=lease_s),
+    }
+
+
+def renew_lease(
+    session: Session, job_id: int, worker: str, lease_s: float = DEFAULT_LEASE_S
+) -> bool:
+    """Extend ``worker``'s lease on a running job; False once it is not theirs."""
+    renewed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.worker == worker, Job.status == JobStatus.RUNNING)
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def requeue_job(
@@ -280,6 +337,7 @@ def requeue_job(
     job.worker = None
     job.error = error
     job.not_before = not_before
+    job.lease_expires_at = None
 
 
 def finish_job(
@@ -293,6 +351,7 @@ def finish_job(
     job.summary = summary
     job.error = error
     job.not_before = None
+    job.lease_expires_at = None
     job.finished_at = finished_at or utcnow()
 
 
