@@ -177,8 +177,13 @@ def run_job(
     job: Job,
     progress: Callable[[str], None] | None = None,
     backoff: Backoff | None = None,
+    stop: threading.Event | None = None,
 ) -> IngestSummary:
     """Run a claimed job and record its outcome.
+
+    When ``stop`` is set meanwhile (the worker shuts down), the run ends after
+    the file at hand and the job goes back to the queue (not counted as an
+    attempt), to go on where it ended in the next worker that claims it.
 
     A server still down after the in-call retries raises
     :class:`JobStoppedError`, the job queued again or, on its last attempt,
@@ -194,7 +199,11 @@ def run_job(
         paths = [Path(p) for p in job.params["paths"]]
         with Heartbeat(app, job):
             summary = Ingestor(app).run(
-                paths, options_of(job.params), progress=progress, job_id=job.id
+                paths,
+                options_of(job.params),
+                progress=progress,
+                job_id=job.id,
+                stop=stop,
             )
     except Exception as exc:
         if is_transient(exc):
@@ -208,6 +217,10 @@ def run_job(
             worker=job.worker,
         )
         raise
+    if summary.stopped:
+        _record(app, job.id, backoff, repo.release_job, worker=job.worker)
+        logger.info("Job %d released: the worker is stopping", job.id)
+        return summary
     _record(
         app,
         job.id,
@@ -228,10 +241,12 @@ def recover_abandoned(app: App, current: int, backoff: Backoff) -> int:
     attempts of the pipeline). Server deployments reclaim jobs by lease.
     """
     with Session(app.engine) as session:
+        this_process = worker_name()
         abandoned = [
             job
             for job in repo.list_jobs(session, JobStatus.RUNNING, limit=None)
-            if job.id != current
+            # This process's own jobs (another slot's, or this one) are alive.
+            if job.id != current and (job.worker or "").split("/")[0] != this_process
         ]
         for job in abandoned:
             cause = f"the process running it ({job.worker}) stopped"
@@ -353,13 +368,15 @@ def run_queued(
     poll_s: float = 1.0,
     lock: AbstractContextManager[Any] | None = None,
     backoff: Backoff | None = None,
+    worker: str | None = None,
 ) -> int:
     """Run queued jobs until ``stop`` is set; returns how many ran.
 
     ``lock`` is held while a job is claimed and run, so that a process with
     other ingests of its own (the UI) runs one at a time. A catalog that is
     down is waited for, with growing waits, and the loop goes on when it is
-    back.
+    back. ``stop`` set during a job releases it after the file at hand.
+    ``worker`` names this loop in claims (default: the process).
     """
     backoff = backoff or Backoff.from_settings(app.settings)
     done = 0
@@ -367,7 +384,7 @@ def run_queued(
     while not stop.is_set():
         with lock or nullcontext():
             try:
-                job = claim(app)
+                job = claim(app, worker)
                 outage = 0
             except Exception as exc:
                 if not is_transient(exc):
@@ -379,18 +396,20 @@ def run_queued(
                     backoff.wait_s(outage),
                 )
             if job is not None:
-                _run_logged(app, job, backoff)
+                _run_logged(app, job, backoff, stop)
                 done += 1
         if job is None:
             stop.wait(backoff.wait_s(outage) if outage else poll_s)
     return done
 
 
-def _run_logged(app: App, job: Job, backoff: Backoff) -> None:
+def _run_logged(
+    app: App, job: Job, backoff: Backoff, stop: threading.Event | None = None
+) -> None:
     """Run a job of the queue; its failure is logged and blocks no other job."""
     logger.info("Running job %d for %s", job.id, job.params.get("paths"))
     try:
-        run_job(app, job, backoff=backoff)
+        run_job(app, job, backoff=backoff, stop=stop)
     except JobStoppedError as exc:
         logger.warning("Job %d stopped: %s; %s", job.id, exc, exc.outcome())
     except Exception:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -205,12 +206,16 @@ class Ingestor:
         progress: Callable[[str], None] | None = None,
         *,
         job_id: int | None = None,
+        stop: threading.Event | None = None,
     ) -> IngestSummary:
         """Ingest ``paths`` (files or folders); see the module docstring.
 
         First clears what interrupted runs left (ingest.consistency); pass the
         id of the job this run belongs to as ``job_id``, so that with a server
-        store that sweep knows which running job is this one.
+        store that sweep knows which running job is this one. When ``stop``
+        is set (a worker told to shut down), the run ends after the file at
+        hand, with what it read written, and the summary says ``stopped``:
+        running it again goes on where it ended (unchanged files are skipped).
         """
         options = options or IngestOptions()
         self._groups = check_groups(options.groups)
@@ -222,6 +227,9 @@ class Ingestor:
         sweep_leftovers(self.app, job_id)
         seen: set[str] = set()
         for item in walk(paths, exclude=options.exclude):
+            if stop is not None and stop.is_set():
+                summary.stopped = True
+                break
             source = str(item.path.resolve()) if item.path.exists() else str(item.path)
             if progress:
                 progress(source)
@@ -231,7 +239,7 @@ class Ingestor:
             seen.add(source)
             self._ingest_file(item.path, item.root, source, options, summary)
         self._flush(summary)
-        if options.prune:
+        if options.prune and not summary.stopped:
             self._prune(paths, seen, summary)
         summary.seconds = time.perf_counter() - started
         logger.info("Ingest finished: %s", summary.one_line())

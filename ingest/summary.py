@@ -22,6 +22,8 @@ class IngestSummary:
     chunks_reused: int = 0
     seconds: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
+    # The run ended early, told to stop (a worker shutting down).
+    stopped: bool = False
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> IngestSummary:

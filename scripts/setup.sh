@@ -57,3 +57,18 @@ if [ -n "$extras" ] && ! { command -v chromium && command -v chromedriver; } >/d
       echo "setup.sh: could not install ${packages[*]}; the browser test will fail" >&2
   fi
 fi
+
+# tests/test_compose.py validates docker-compose.yml with Debian's docker-compose
+# (1.29: `docker-compose config` needs no Docker engine).
+if [ -n "$extras" ] && ! command -v docker-compose >/dev/null; then
+  as_root=()
+  [ "$(id -u)" = 0 ] || as_root=(sudo -n)
+  echo "Installing docker-compose (for the compose file's test) ..."
+  if ! command -v apt-get >/dev/null; then
+    echo "setup.sh: no apt-get; install docker-compose 1.29+ or the compose test fails" >&2
+  elif ! "${as_root[@]}" apt-get install -y -q --no-install-recommends docker-compose >/dev/null; then
+    "${as_root[@]}" apt-get update -q >/dev/null || true
+    "${as_root[@]}" apt-get install -y -q --no-install-recommends docker-compose >/dev/null ||
+      echo "setup.sh: could not install docker-compose; the compose test will fail" >&2
+  fi
+fi

@@ -340,6 +340,18 @@ def requeue_job(
     job.lease_expires_at = None
 
 
+def release_job(session: Session, job: Job) -> None:
+    """Give a job back to the queue unfinished (its worker is shutting down).
+
+    Not a failed attempt: the count goes back down, and it is due at once.
+    """
+    job.status = JobStatus.QUEUED
+    job.worker = None
+    job.not_before = None
+    job.lease_expires_at = None
+    job.attempts = max(0, job.attempts - 1)
+
+
 def finish_job(
     session: Session,
     job: Job,

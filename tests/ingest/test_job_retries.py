@@ -302,11 +302,11 @@ def test_the_queue_loop_waits_out_a_catalog_that_is_down(
     real_claim = jobs.claim
     calls: list[int] = []
 
-    def claim(app: App) -> Job | None:
+    def claim(app: App, worker: str | None = None) -> Job | None:
         calls.append(1)
         if len(calls) <= 2:
             raise CatalogUnavailableError("PostgreSQL at db:5432/x is unreachable")
-        job = real_claim(app)
+        job = real_claim(app, worker)
         if job is None:
             stop.set()
         return job
