@@ -21,9 +21,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,10 +31,9 @@ from sqlalchemy.orm import Session
 
 from ingest.pipeline import IngestOptions, Ingestor
 from ingest.summary import IngestSummary
-from search.access import Access
 from search.app import App
 from search.catalog import repository as repo
-from search.catalog.models import DocumentStatus, Job, JobStatus, utcnow
+from search.catalog.models import Job, JobStatus, utcnow
 from search.errors import SemsearchError
 from search.retry import Backoff, is_transient, with_retries
 
@@ -425,67 +423,6 @@ def wait_for(app: App, job_id: int, poll_s: float = 0.5) -> Job:
             if job.status in (JobStatus.DONE, JobStatus.FAILED):
                 return job
         time.sleep(poll_s)
-
-
-@dataclass
-class RetryPlan:
-    """Jobs that re-ingest failed documents, and the failed ones left out.
-
-    ``params`` holds one job per earlier job that covered failed documents:
-    its options (tags, groups, rules, excludes), and those of its paths that
-    hold them. A folder is walked again whole, so that path rules see each
-    file as they did (unchanged files cost a hash). ``uncovered`` are failed
-    documents no recorded job ingested: left alone, since ingesting them with
-    no groups could publish them.
-    """
-
-    params: list[dict[str, Any]] = field(default_factory=list)
-    documents: list[str] = field(default_factory=list)
-    uncovered: list[str] = field(default_factory=list)
-
-
-def plan_retry_failed(app: App, under: Sequence[Path] = ()) -> RetryPlan:
-    """The jobs that re-ingest the failed documents (under ``under``, if given)."""
-    roots = [str(p.expanduser().resolve()) for p in under]
-    with Session(app.engine) as session:
-        failed = [
-            d.source_path
-            for d in repo.list_documents(
-                session, Access.unrestricted(), status=DocumentStatus.FAILED
-            )
-            if not roots or any(_inside(d.source_path, root) for root in roots)
-        ]
-        history = repo.list_jobs(session, limit=None, kind=INGEST)
-
-    plan = RetryPlan()
-    paths_of: dict[int, set[str]] = {}
-    for source in failed:
-        covering = _newest_covering(history, source)
-        if covering is None:
-            plan.uncovered.append(source)
-            continue
-        job, path = covering
-        paths_of.setdefault(job.id, set()).add(path)
-        plan.documents.append(source)
-    for job in sorted((j for j in history if j.id in paths_of), key=lambda j: j.id):
-        params = {**job.params, "paths": sorted(paths_of[job.id]), "prune": False}
-        if params not in plan.params:
-            plan.params.append(params)
-    return plan
-
-
-def _newest_covering(history: list[Job], source: str) -> tuple[Job, str] | None:
-    """The newest job (``history`` is newest first) that named ``source`` or a
-    folder above it, and that path."""
-    for job in history:
-        for path in job.params.get("paths", []):
-            if _inside(source, str(Path(path).resolve())):
-                return job, path
-    return None
-
-
-def _inside(source: str, root: str) -> bool:
-    return source == root or source.startswith(root.rstrip("/") + "/")
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -133,8 +133,9 @@ def _queue_jobs(app: Any, args: argparse.Namespace) -> list[int]:
 
 def _queue_retries(app: Any, under: list[Path]) -> list[int]:
     from ingest import jobs
+    from ingest.retry_failed import plan_retry_failed
 
-    plan = jobs.plan_retry_failed(app, under)
+    plan = plan_retry_failed(app, under)
     for source in plan.uncovered:
         print(
             f"semsearch: not retried: {source}: no recorded job ingested it; "
