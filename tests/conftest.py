@@ -21,7 +21,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from transformers import BertConfig, BertModel
 
+from search.app import App
+from search.catalog.engine import create_catalog_engine, upgrade
 from search.models import REGISTRY
+from search.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_PASSAGES = REPO / "samples" / "passages.txt"
@@ -205,3 +208,32 @@ def postgres_database() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(
+    params=["embedded", pytest.param("servers", marks=pytest.mark.postgres)]
+)
+def app(
+    request: pytest.FixtureRequest, tmp_path: Path, tiny_model: TinyModelFactory
+) -> Iterator[App]:
+    """The App on the embedded default, and on the servers: PostgreSQL plus a
+    Qdrant client (its in-memory mode standing in for a server), through the
+    same code. A test module may define its own ``app`` instead."""
+    model = str(tiny_model())
+    if request.param == "embedded":
+        app = App(Settings(data_dir=tmp_path / "data", model=model))
+        yield app
+        app.close()
+        return
+    from qdrant_client import QdrantClient
+
+    from search.stores.server import ServerStore
+
+    for url in postgres_database():
+        settings = Settings(data_dir=tmp_path / "data", model=model, database_url=url)
+        engine = create_catalog_engine(settings.catalog_url)
+        upgrade(engine)
+        engine.dispose()
+        app = App(settings, store=ServerStore(QdrantClient(":memory:")))
+        yield app
+        app.close()

@@ -148,7 +148,7 @@ def test_front_matter_groups_and_broken_front_matter(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def app(tmp_path: Path, tiny_model: TinyModelFactory) -> App:
+def embedded_app(tmp_path: Path, tiny_model: TinyModelFactory) -> App:
     return App(Settings(data_dir=tmp_path / "data", model=str(tiny_model())))
 
 
@@ -161,8 +161,9 @@ def _groups(app: App) -> dict[str, list[str]]:
 
 
 def test_groups_of_all_three_sources_and_a_change_on_reingest(
-    app: App, tmp_path: Path
+    embedded_app: App, tmp_path: Path
 ) -> None:
+    app = embedded_app
     docs = tmp_path / "docs"
     (docs / "hr").mkdir(parents=True)
     (docs / "hr" / "pay.md").write_text(
@@ -199,7 +200,10 @@ def test_groups_of_all_three_sources_and_a_change_on_reingest(
         app.close()
 
 
-def test_downloads_only_inside_the_root_and_unchanged(app: App, tmp_path: Path) -> None:
+def test_downloads_only_inside_the_root_and_unchanged(
+    embedded_app: App, tmp_path: Path
+) -> None:
+    app = embedded_app
     docs = tmp_path / "docs"
     docs.mkdir()
     note = docs / "note.txt"

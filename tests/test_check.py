@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TinyModelFactory, postgres_database
+from conftest import TinyModelFactory
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -16,7 +15,6 @@ from ingest.consistency import IngestRunningError, check, repair
 from ingest.pipeline import IngestOptions, Ingestor, point_id
 from search.app import App
 from search.catalog import repository as repo
-from search.catalog.engine import create_catalog_engine, upgrade
 from search.catalog.models import Chunk, Document, Job, JobStatus
 from search.cli.main import main
 from search.settings import Settings
@@ -26,33 +24,6 @@ TEXT = (
     "Back up the team share every night and keep copies on a second site. "
     "A mirror of two disks survives one failed disk but is not a backup. "
 ) * 8
-
-
-@pytest.fixture(
-    params=["embedded", pytest.param("servers", marks=pytest.mark.postgres)]
-)
-def app(
-    request: pytest.FixtureRequest, tmp_path: Path, tiny_model: TinyModelFactory
-) -> Iterator[App]:
-    """The embedded default, and PostgreSQL with an in-memory Qdrant client."""
-    model = str(tiny_model())
-    if request.param == "embedded":
-        app = App(Settings(data_dir=tmp_path / "data", model=model))
-        yield app
-        app.close()
-        return
-    from qdrant_client import QdrantClient
-
-    from search.stores.server import ServerStore
-
-    for url in postgres_database():
-        settings = Settings(data_dir=tmp_path / "data", model=model, database_url=url)
-        engine = create_catalog_engine(settings.catalog_url)
-        upgrade(engine)
-        engine.dispose()
-        app = App(settings, store=ServerStore(QdrantClient(":memory:")))
-        yield app
-        app.close()
 
 
 @pytest.fixture

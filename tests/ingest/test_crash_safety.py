@@ -16,14 +16,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, TinyModelFactory, postgres_database
+from conftest import REPO, TinyModelFactory
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -33,7 +32,6 @@ from ingest.pipeline import IngestOptions, Ingestor, point_id
 from ingest.summary import IngestSummary
 from search.app import App
 from search.catalog import repository as repo
-from search.catalog.engine import create_catalog_engine, upgrade
 from search.catalog.models import Chunk, Document, Job, JobStatus
 from search.cli.main import main
 from search.embedding_cache import text_hash
@@ -46,33 +44,6 @@ QUERIES = ("backup of the disks", "bread and yeast", "password reset")
 
 class Crash(BaseException):
     """Stands in for SIGKILL in process: no handler in the pipeline catches it."""
-
-
-@pytest.fixture(
-    params=["embedded", pytest.param("servers", marks=pytest.mark.postgres)]
-)
-def app(
-    request: pytest.FixtureRequest, tmp_path: Path, tiny_model: TinyModelFactory
-) -> Iterator[App]:
-    """The embedded default, and PostgreSQL with an in-memory Qdrant client."""
-    model = str(tiny_model())
-    if request.param == "embedded":
-        app = App(Settings(data_dir=tmp_path / "data", model=model))
-        yield app
-        app.close()
-        return
-    from qdrant_client import QdrantClient
-
-    from search.stores.server import ServerStore
-
-    for url in postgres_database():
-        settings = Settings(data_dir=tmp_path / "data", model=model, database_url=url)
-        engine = create_catalog_engine(settings.catalog_url)
-        upgrade(engine)
-        engine.dispose()
-        app = App(settings, store=ServerStore(QdrantClient(":memory:")))
-        yield app
-        app.close()
 
 
 @pytest.fixture

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TinyModelFactory, postgres_database
+from conftest import TinyModelFactory
 from sqlalchemy.orm import Session
 
 from ingest.pipeline import IngestOptions, Ingestor, point_id
 from search.access import Access, Principal
 from search.app import App
 from search.catalog import repository as repo
-from search.catalog.engine import create_catalog_engine, upgrade
 from search.filters import SearchFilters
 from search.retrieval import Searcher
 from search.settings import Settings
@@ -28,34 +26,6 @@ PARAGRAPHS = [
     "Reset a password from the account page with the emailed link.",
     "Bread rises because yeast turns sugar into carbon dioxide gas.",
 ]
-
-
-@pytest.fixture(
-    params=["embedded", pytest.param("servers", marks=pytest.mark.postgres)]
-)
-def app(
-    request: pytest.FixtureRequest, tmp_path: Path, tiny_model: TinyModelFactory
-) -> Iterator[App]:
-    """The embedded default, and the servers: PostgreSQL plus a Qdrant client
-    (its in-memory mode standing in for a server), through the same code."""
-    model = str(tiny_model())
-    if request.param == "embedded":
-        app = App(Settings(data_dir=tmp_path / "data", model=model))
-        yield app
-        app.close()
-        return
-    from qdrant_client import QdrantClient
-
-    from search.stores.server import ServerStore
-
-    for url in postgres_database():
-        settings = Settings(data_dir=tmp_path / "data", model=model, database_url=url)
-        engine = create_catalog_engine(settings.catalog_url)
-        upgrade(engine)
-        engine.dispose()
-        app = App(settings, store=ServerStore(QdrantClient(":memory:")))
-        yield app
-        app.close()
 
 
 @pytest.fixture
