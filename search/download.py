@@ -33,6 +33,8 @@ class DocumentFile:
     name: str
     mime: str
     path: Path
+    # The SHA-256 the catalog holds for the indexed file.
+    content_hash: str | None
 
 
 def find_document_file(
@@ -72,7 +74,7 @@ def find_document_files(
             found[document_id] = str(exc)
             continue
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        found[document_id] = DocumentFile(path.name, mime, path)
+        found[document_id] = DocumentFile(path.name, mime, path, document.content_hash)
     return found
 
 
@@ -81,12 +83,10 @@ def read_document_file(
 ) -> bytes:
     """The bytes of the document's file, if they are still the indexed ones."""
     found = find_document_file(engine, document_id, access)
-    with Session(engine) as session:
-        document = repo.get_document(session, document_id, access)
-        expected = document.content_hash if document is not None else None
     if found.path.stat().st_size > max_bytes:
         raise InvalidInputError("the file is over the size limit for downloads")
     data = found.path.read_bytes()
+    expected = found.content_hash
     if expected is None or hashlib.sha256(data).hexdigest() != expected:
         raise InvalidInputError(
             "the file changed since it was indexed; ingest it again to download it"

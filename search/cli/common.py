@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from search.access import Principal
+    from search.access import Access, Principal
     from search.app import App
     from search.settings import Settings
 
@@ -46,3 +46,11 @@ def principal_of(args: argparse.Namespace, settings: Settings) -> Principal:
     from search.identity import cli_principal
 
     return cli_principal(settings, args.user, args.as_group)
+
+
+def access_of(args: argparse.Namespace, settings: Settings) -> tuple[Principal, Access]:
+    """The principal of ``--user``/``--as-group`` and what the settings let it read."""
+    from search.access import AccessPolicy
+
+    principal = principal_of(args, settings)
+    return principal, AccessPolicy.from_settings(settings).access(principal)

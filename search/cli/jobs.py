@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from search.cli.common import (
+    access_of,
     add_principal_arguments,
     open_app,
-    principal_of,
     print_json,
 )
 
@@ -40,7 +40,6 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
-    from search.access import AccessPolicy
     from search.catalog import repository as repo
     from search.catalog.models import DocumentStatus
     from search.errors import InvalidInputError
@@ -50,9 +49,7 @@ def run(args: argparse.Namespace) -> int:
     app = open_app(args)
     rows: list[dict[str, Any]]
     try:
-        access = AccessPolicy.from_settings(app.settings).access(
-            principal_of(args, app.settings)
-        )
+        _, access = access_of(args, app.settings)
         with Session(app.engine) as session:
             if args.failed:
                 rows = [

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.cli.common import (
+    access_of,
     add_principal_arguments,
     open_app,
-    principal_of,
     print_json,
 )
 
@@ -55,7 +55,6 @@ def _folder_size(path: Path) -> int:
 def run_status(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
-    from search.access import AccessPolicy
     from search.catalog import repository as repo
     from search.filters import build_filter
     from search.models import find_registered
@@ -63,8 +62,7 @@ def run_status(args: argparse.Namespace) -> int:
     app = open_app(args)
     s = app.settings
     try:
-        principal = principal_of(args, s)
-        access = AccessPolicy.from_settings(s).access(principal)
+        principal, access = access_of(args, s)
         with Session(app.engine) as session:
             documents = repo.count_documents(session, access)
             chunks = repo.count_active_chunks(session, access)

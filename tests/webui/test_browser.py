@@ -40,6 +40,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _clean_env() -> dict[str, str]:
+    """This process's environment without any semsearch setting of the developer."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SEMSEARCH_", "QDRANT_", "DATABASE_URL"))
+    }
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The UI's address, serving a data dir with the sample corpus in it."""
@@ -49,11 +58,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     assert Path(CHROMEDRIVER).exists(), f"and its chromedriver: {needed}"
     data_dir = tmp_path_factory.mktemp("ui-data")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SEMSEARCH_", "QDRANT_", "DATABASE_URL"))
-    }
+    env = _clean_env()
     env |= {"SEMSEARCH_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
     subprocess.run(
         [
@@ -207,11 +212,7 @@ def served_behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         "Salary bands for every grade and the yearly salary review.\n",
         encoding="utf-8",
     )
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SEMSEARCH_", "QDRANT_", "DATABASE_URL"))
-    }
+    env = _clean_env()
     env |= {
         "SEMSEARCH_DATA_DIR": str(root / "data"),
         "HF_HUB_OFFLINE": "1",
