@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_pipeline import app  # noqa: F401 - the two-backend fixture
 
 from ingest.pipeline import IngestOptions, Ingestor
 from search.app import App
@@ -36,23 +35,23 @@ def corpus(tmp_path: Path) -> Path:
     return folder
 
 
-def _ingest(app: App, folder: Path) -> Searcher:  # noqa: F811
+def _ingest(app: App, folder: Path) -> Searcher:
     Ingestor(app).run([folder], IngestOptions())
     return Searcher.for_app(app)
 
 
 @pytest.fixture
-def searcher(app: App, corpus: Path) -> Searcher:  # noqa: F811
+def searcher(app: App, corpus: Path) -> Searcher:
     return _ingest(app, corpus)
 
 
-def test_keyword_mode_finds_an_exact_identifier(app: App, corpus: Path) -> None:  # noqa: F811
+def test_keyword_mode_finds_an_exact_identifier(app: App, corpus: Path) -> None:
     searcher = _ingest(app, corpus)
     hits = searcher.search("QX0177", top_k=3, mode="keyword")
     assert [Path(h.path).name for h in hits] == ["note17.txt"]
 
 
-def test_keyword_mode_of_stop_words_finds_nothing(app: App, corpus: Path) -> None:  # noqa: F811
+def test_keyword_mode_of_stop_words_finds_nothing(app: App, corpus: Path) -> None:
     searcher = _ingest(app, corpus)
     assert searcher.search("the of and", mode="keyword") == []
     # Hybrid falls back to meaning alone.
@@ -60,7 +59,7 @@ def test_keyword_mode_of_stop_words_finds_nothing(app: App, corpus: Path) -> Non
 
 
 def test_hybrid_ranks_documents_with_the_words_above_the_rest(
-    app: App,  # noqa: F811
+    app: App,
     corpus: Path,
 ) -> None:
     """With RRF, a document in both candidate lists beats one in the dense list
@@ -79,7 +78,7 @@ def test_hybrid_ranks_documents_with_the_words_above_the_rest(
     assert "note21.txt" in {Path(h.path).name for h in ranked}
 
 
-def test_modes_go_through_the_same_filters(app: App, corpus: Path) -> None:  # noqa: F811
+def test_modes_go_through_the_same_filters(app: App, corpus: Path) -> None:
     searcher = _ingest(app, corpus)
     only = SearchFilters(path_prefix=str((corpus / "note05.txt").resolve()))
     for mode in ("dense", "keyword", "hybrid"):
@@ -89,7 +88,7 @@ def test_modes_go_through_the_same_filters(app: App, corpus: Path) -> None:  # n
         assert {Path(h.path).name for h in hits} <= {"note05.txt"}
 
 
-def test_unknown_mode_is_refused(app: App, corpus: Path) -> None:  # noqa: F811
+def test_unknown_mode_is_refused(app: App, corpus: Path) -> None:
     searcher = _ingest(app, corpus)
     with pytest.raises(InvalidInputError, match="unknown ranking mode"):
         searcher.search("coffee", mode="psychic")
