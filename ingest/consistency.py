@@ -11,9 +11,12 @@ of the points a crash could strand, so that a rerun mends any crash:
   so search drops it at once), then deletes its points, then its row.
 
 :func:`sweep_leftovers`, at the start of every ingest run, deletes the points
-that those traces name, then the traces. :func:`check` compares the two sides
-point by point; :func:`repair` deletes what no catalog row knows and writes
-again, from the files, what the catalog holds and the store lacks.
+that those traces name, then the traces. Several workers may run at once:
+each chunk row names the job that wrote it, and the rows of a job that holds
+a live lease are its work in progress, which no other run sweeps.
+:func:`check` compares the two sides point by point; :func:`repair` deletes
+what no catalog row knows and writes again, from the files, what the catalog
+holds and the store lacks.
 
 Limits: ``check`` holds every point id of the index in memory (about 150 bytes
 a chunk: some 150 MB for a million chunks) and reads every payload once.
@@ -32,7 +35,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, exists, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    delete,
+    exists,
+    false,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from search.access import UNGROUPED, Access
@@ -120,17 +132,23 @@ def delete_points(app: App, ids: Sequence[str]) -> None:
             app.store.delete(app.collection, batch)
 
 
-def delete_inactive_versions(app: App, document_ids: Sequence[str] | None) -> int:
+def delete_inactive_versions(
+    app: App, document_ids: Sequence[str] | None, job_id: int | None = None
+) -> int:
     """Delete the points of chunk rows of inactive versions, then those rows.
 
     ``document_ids`` limits it to those documents (None: all). Points go
     first, so that a crash in between leaves rows naming points already gone,
-    never points that no row names. Rows of a version that another worker
-    made active meanwhile are kept, so that ``check`` finds the points it
-    lacks. Returns the number of rows found inactive.
+    never points that no row names. Rows that other jobs with a live lease
+    are writing are kept (see :func:`inactive_chunks`; ``job_id`` is the
+    caller's own job, whose rows it may delete), and so are rows of a version
+    that another worker made active meanwhile, so that ``check`` finds the
+    points it lacks. Returns the number of rows found inactive.
     """
     with Session(app.engine) as session:
-        stale = inactive_chunks(session, document_ids)
+        stale = inactive_chunks(
+            session, document_ids, job_id=job_id, grace_s=app.settings.job_lease_s
+        )
     if not stale:
         return 0
     delete_points(app, [point_id(*row) for row in stale])
@@ -144,7 +162,9 @@ def delete_inactive_versions(app: App, document_ids: Sequence[str] | None) -> in
         for batch in _batches(versions, _IN_BATCH):
             session.execute(
                 delete(Chunk).where(
-                    tuple_(Chunk.document_id, Chunk.version).in_(batch), ~active
+                    tuple_(Chunk.document_id, Chunk.version).in_(batch),
+                    ~active,
+                    _not_in_progress(job_id, app.settings.job_lease_s),
                 )
             )
         session.commit()
@@ -152,9 +172,18 @@ def delete_inactive_versions(app: App, document_ids: Sequence[str] | None) -> in
 
 
 def inactive_chunks(
-    session: Session, document_ids: Sequence[str] | None = None
+    session: Session,
+    document_ids: Sequence[str] | None = None,
+    *,
+    job_id: int | None = None,
+    grace_s: float | None = None,
 ) -> list[tuple[str, str, int]]:
-    """(document id, version, ordinal) of the chunk rows of inactive versions."""
+    """(document id, version, ordinal) of the chunk rows of inactive versions.
+
+    With ``grace_s``, rows written by running jobs other than ``job_id`` whose
+    lease is live (repository.live_writers, ``grace_s`` its clock allowance)
+    are left out: they are another run's work in progress, not leftovers.
+    """
     query = (
         select(Chunk.document_id, Chunk.version, Chunk.ordinal)
         .join(Document, Document.id == Chunk.document_id)
@@ -165,6 +194,8 @@ def inactive_chunks(
             )
         )
     )
+    if grace_s is not None:
+        query = query.where(_not_in_progress(job_id, grace_s))
     if document_ids is None:
         return [(d, v, o) for d, v, o in session.execute(query)]
     found: list[tuple[str, str, int]] = []
@@ -172,6 +203,15 @@ def inactive_chunks(
         rows = session.execute(query.where(Chunk.document_id.in_(batch)))
         found.extend((d, v, o) for d, v, o in rows)
     return found
+
+
+def _not_in_progress(job_id: int | None, grace_s: float) -> ColumnElement[bool]:
+    """Chunk rows that no live job but ``job_id`` is writing."""
+    return or_(
+        Chunk.writer.is_(None),
+        Chunk.writer == job_id if job_id is not None else false(),
+        Chunk.writer.not_in(repo.live_writers(grace_s)),
+    )
 
 
 def remove_documents(app: App, document_ids: Iterable[str]) -> int:
@@ -220,23 +260,15 @@ def _finish_removals(app: App, document_ids: Sequence[str]) -> None:
         session.commit()
 
 
-def sweep_leftovers(app: App, job_id: int | None = None) -> bool:
+def sweep_leftovers(app: App, job_id: int | None = None) -> None:
     """Clear what interrupted runs left: inactive versions, removals begun.
 
-    Run at the start of each ingest. With a server store, several workers
-    may share the catalog, and another's version in progress looks like a
-    leftover: the sweep then runs only while no ingest job but ``job_id``
-    (the caller's own) is running, and is skipped otherwise. The embedded
-    store is held by one process at a time, so there it always runs.
-    Returns whether it ran.
+    Run at the start of each ingest, by every worker: rows of versions that
+    other jobs are still writing are told apart by their writer's live lease
+    and left alone (:func:`inactive_chunks`); ``job_id`` is the caller's job,
+    whose own rows from an earlier, interrupted attempt are leftovers too.
     """
-    if not app.settings.embedded_store:
-        with Session(app.engine) as session:
-            running = running_jobs(session, besides=job_id)
-        if running:
-            logger.debug("Leftover sweep skipped: jobs %s are running", running)
-            return False
-    rows = delete_inactive_versions(app, None)
+    rows = delete_inactive_versions(app, None, job_id)
     with Session(app.engine) as session:
         removing = list(
             session.scalars(select(Document.id).where(Document.status == REMOVING))
@@ -250,7 +282,6 @@ def sweep_leftovers(app: App, job_id: int | None = None) -> bool:
             rows,
             len(removing),
         )
-    return True
 
 
 def running_jobs(session: Session, besides: int | None = None) -> list[int]:

@@ -34,7 +34,8 @@ from ingest.summary import IngestSummary
 from search.app import App
 from search.catalog import repository as repo
 from search.catalog.models import Job, JobStatus, utcnow
-from search.errors import SemsearchError
+from search.catalog.repository import Lease
+from search.errors import LeaseLostError, SemsearchError
 from search.retry import Backoff, is_transient, with_retries
 
 logger = logging.getLogger(__name__)
@@ -132,16 +133,17 @@ class Heartbeat:
     claims the job again (repository.claim_next_job); the rerun is idempotent.
     """
 
-    def __init__(self, app: App, job: Job) -> None:
+    def __init__(self, app: App, lease: Lease) -> None:
         self.app = app
-        self.job_id = job.id
-        self.worker = job.worker or worker_name()
-        self.lease_s = app.settings.job_lease_s
-        self.lost = threading.Event()
+        self.lease = lease
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._beat, name=f"lease-{job.id}", daemon=True
+            target=self._beat, name=f"lease-{lease.job_id}", daemon=True
         )
+
+    @property
+    def lost(self) -> threading.Event:
+        return self.lease.lost
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -152,21 +154,23 @@ class Heartbeat:
         self._thread.join(timeout=10)
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.lease_s / 3):
+        lease = self.lease
+        while not self._stop.wait(lease.lease_s / 3):
             try:
                 with Session(self.app.engine) as session:
                     held = repo.renew_lease(
-                        session, self.job_id, self.worker, self.lease_s
+                        session, lease.job_id, lease.worker, lease.lease_s
                     )
             except Exception as exc:  # a catalog blip: the next beat tries again
-                logger.warning("Job %d: lease not renewed: %s", self.job_id, exc)
+                logger.warning("Job %d: lease not renewed: %s", lease.job_id, exc)
                 continue
             if not held:
                 logger.warning(
-                    "Job %d: the lease was lost (another worker took the job)",
-                    self.job_id,
+                    "Job %d: the lease was lost (it expired, or another worker "
+                    "took the job over)",
+                    lease.job_id,
                 )
-                self.lost.set()
+                lease.lost.set()
                 return
 
 
@@ -195,14 +199,18 @@ def run_job(
         if app.settings.embedded_store:
             recover_abandoned(app, job.id, backoff)
         paths = [Path(p) for p in job.params["paths"]]
-        with Heartbeat(app, job):
+        lease = Lease(job.id, job.worker or worker_name(), app.settings.job_lease_s)
+        with Heartbeat(app, lease):
             summary = Ingestor(app).run(
                 paths,
                 options_of(job.params),
                 progress=progress,
-                job_id=job.id,
+                lease=lease,
                 stop=stop,
             )
+    except LeaseLostError:
+        # Nothing to record: the job is the next holder's, who reruns it.
+        raise
     except Exception as exc:
         if is_transient(exc):
             raise _stop(app, job.id, exc, backoff) from exc
@@ -410,6 +418,8 @@ def _run_logged(
         run_job(app, job, backoff=backoff, stop=stop)
     except JobStoppedError as exc:
         logger.warning("Job %d stopped: %s; %s", job.id, exc, exc.outcome())
+    except LeaseLostError as exc:
+        logger.warning("Job %d stopped: %s", job.id, exc)
     except Exception:
         logger.exception("Job %d failed", job.id)
 

@@ -54,9 +54,10 @@ from search.analysis import Analyzer
 from search.app import INDEX_FORMAT, App
 from search.catalog import repository as repo
 from search.catalog.models import Chunk, Document, DocumentStatus, utcnow
+from search.catalog.repository import Lease
 from search.chunking import chunk_spans
 from search.embedding_cache import embed_cached
-from search.errors import InvalidInputError
+from search.errors import InvalidInputError, LeaseLostError
 from search.filters import path_prefixes
 from search.stores.base import Point, VectorStore
 
@@ -151,6 +152,7 @@ class Ingestor:
         self._collection_ready = False
         self._rules = AccessRules()
         self._groups: tuple[str, ...] = ()
+        self._lease: Lease | None = None
         self._attempts = Attempts(
             app.engine,
             app.settings.retry_attempts,
@@ -205,17 +207,20 @@ class Ingestor:
         options: IngestOptions | None = None,
         progress: Callable[[str], None] | None = None,
         *,
-        job_id: int | None = None,
+        lease: Lease | None = None,
         stop: threading.Event | None = None,
     ) -> IngestSummary:
         """Ingest ``paths`` (files or folders); see the module docstring.
 
-        First clears what interrupted runs left (ingest.consistency); pass the
-        id of the job this run belongs to as ``job_id``, so that with a server
-        store that sweep knows which running job is this one. When ``stop``
-        is set (a worker told to shut down), the run ends after the file at
-        hand, with what it read written, and the summary says ``stopped``:
-        running it again goes on where it ended (unchanged files are skipped).
+        First clears what interrupted runs left (ingest.consistency). A run
+        for a job passes the job's ``lease``: its chunk rows name the job as
+        their writer, so that other workers' sweeps leave them alone, and each
+        batch of documents becomes active only while the lease is still this
+        worker's (else :class:`LeaseLostError`, with nothing made active).
+        When ``stop`` is set (a worker told to shut down), the run ends after
+        the file at hand, with what it read written, and the summary says
+        ``stopped``: running it again goes on where it ended (unchanged files
+        are skipped).
         """
         options = options or IngestOptions()
         self._groups = check_groups(options.groups)
@@ -223,13 +228,15 @@ class Ingestor:
         self._rules = load_rules(Path(rules) if rules else None)
         summary = self._summary = IngestSummary()
         self._run_average_terms = None
+        self._lease = lease
         started = time.perf_counter()
-        sweep_leftovers(self.app, job_id)
+        sweep_leftovers(self.app, self._job_id)
         seen: set[str] = set()
         for item in walk(paths, exclude=options.exclude):
             if stop is not None and stop.is_set():
                 summary.stopped = True
                 break
+            self._check_lease()
             source = str(item.path.resolve()) if item.path.exists() else str(item.path)
             if progress:
                 progress(source)
@@ -244,6 +251,18 @@ class Ingestor:
         summary.seconds = time.perf_counter() - started
         logger.info("Ingest finished: %s", summary.one_line())
         return summary
+
+    @property
+    def _job_id(self) -> int | None:
+        return self._lease.job_id if self._lease is not None else None
+
+    def _check_lease(self) -> None:
+        """Stop at once when the heartbeat found the job taken over."""
+        if self._lease is not None and self._lease.lost.is_set():
+            raise LeaseLostError(
+                f"job {self._lease.job_id} is no longer {self._lease.worker}'s "
+                "(its lease expired); the worker that took it over finishes it"
+            )
 
     def rewrite(self, document_ids: Sequence[str]) -> dict[str, str]:
         """Write the active version of documents again, as the catalog has it.
@@ -477,8 +496,14 @@ class Ingestor:
                         Chunk.ordinal.between(min(ordinals), max(ordinals)),
                     )
                 )
+            writer = self._job_id
             rows = [
-                {"document_id": p.document_id, "version": p.version, **p.row}
+                {
+                    "document_id": p.document_id,
+                    "version": p.version,
+                    "writer": writer,
+                    **p.row,
+                }
                 for p in pending
             ]
             repo.add_chunks(session, rows)
@@ -515,9 +540,19 @@ class Ingestor:
         One commit covers the batch: each document switches atomically, and
         committing per batch instead of per document keeps small files cheap.
         The old versions' rows stay until their points are deleted (see
-        ingest.consistency), one store call for the whole batch.
+        ingest.consistency), one store call for the whole batch. With a lease,
+        the commit is fenced by it: the job's row stays locked from the check
+        to the commit, so no other worker can take the job over in between
+        and sweep this batch's points (repository.hold_lease).
         """
         with Session(self.engine) as session:
+            lease = self._lease
+            if lease is not None and not repo.hold_lease(
+                session, lease.job_id, lease.worker, lease.lease_s
+            ):
+                session.rollback()
+                lease.lost.set()
+                self._check_lease()
             rows = repo.get_documents(session, (d.document_id for d in documents))
             for document in documents:
                 row = rows.get(document.document_id)
@@ -534,7 +569,9 @@ class Ingestor:
                 summary.changed += 1
             else:
                 summary.new += 1
-        delete_inactive_versions(self.app, [d.document_id for d in documents])
+        delete_inactive_versions(
+            self.app, [d.document_id for d in documents], self._job_id
+        )
 
     @staticmethod
     def _new_row(document: _OpenDocument) -> Document:
@@ -552,7 +589,7 @@ class Ingestor:
         it wrote: points first, then rows (ingest.consistency).
         """
         self._pending = [p for p in self._pending if p.document_id != document_id]
-        delete_inactive_versions(self.app, [document_id])
+        delete_inactive_versions(self.app, [document_id], self._job_id)
 
     def _record_failure(
         self,

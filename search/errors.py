@@ -10,6 +10,7 @@ point (the CLI, the UI) catches one type and shows its message as one line::
     ├── CatalogError            the catalog database is unreachable or out of date
     │   └── CatalogUnavailableError   its server cannot be reached (transient)
     ├── StoreLockedError        the embedded vector store is open in another process
+    ├── LeaseLostError          a worker's job was taken over (its lease expired)
     └── StoreUnavailableError   the Qdrant server cannot be reached (transient)
         └── StoreRefusedError   it answered but refused the API key (not retried)
 
@@ -50,6 +51,14 @@ class CatalogUnavailableError(CatalogError):
 
     The message names the server and its address ("PostgreSQL at
     db:5432/semsearch"), without the user or password.
+    """
+
+
+class LeaseLostError(SemsearchError):
+    """A worker's lease on its job expired, or another worker took the job over.
+
+    The run stops without recording an outcome: the job is the next
+    holder's, and its rerun is idempotent.
     """
 
 

@@ -136,6 +136,10 @@ class Chunk(Base):
     text_hash: Mapped[str] = mapped_column(String(64))
     # Keyword terms (search.analysis) in the chunk; None before revision 0002.
     term_count: Mapped[int | None] = mapped_column(Integer)
+    # The job whose run wrote the row (None outside a job, or before 0005):
+    # while that job holds a live lease, its rows of versions not yet active
+    # are its work in progress, which no other run's sweep may delete.
+    writer: Mapped[int | None] = mapped_column(Integer)
 
     document: Mapped[Document] = relationship(back_populates="chunks")
 

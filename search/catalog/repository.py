@@ -7,10 +7,11 @@ several changes visible at once (the switch to a new document version).
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import (
     ColumnElement,
+    Select,
     delete,
     exists,
     false,
@@ -226,6 +228,20 @@ def get_retry_job(session: Session, kind: str, params: dict[str, Any]) -> Job | 
 DEFAULT_LEASE_S = 60.0
 
 
+@dataclass
+class Lease:
+    """A worker's hold on a running job, as the worker sees it.
+
+    ``lost`` is set once a renewal or a fence (:func:`hold_lease`) finds the
+    job no longer the worker's: its run must stop and record nothing.
+    """
+
+    job_id: int
+    worker: str
+    lease_s: float = DEFAULT_LEASE_S
+    lost: threading.Event = field(default_factory=threading.Event, compare=False)
+
+
 def claim_job(
     session: Session, job_id: int, worker: str, lease_s: float = DEFAULT_LEASE_S
 ) -> Job | None:
@@ -314,15 +330,52 @@ def _taken(worker: str, now: datetime, lease_s: float) -> dict[str, Any]:
 def renew_lease(
     session: Session, job_id: int, worker: str, lease_s: float = DEFAULT_LEASE_S
 ) -> bool:
-    """Extend ``worker``'s lease on a running job; False once it is not theirs."""
+    """Extend ``worker``'s lease on a running job; commits. False once it is
+    not theirs, or has expired (see :func:`hold_lease`)."""
+    held = hold_lease(session, job_id, worker, lease_s)
+    session.commit()
+    return held
+
+
+def hold_lease(
+    session: Session, job_id: int, worker: str, lease_s: float = DEFAULT_LEASE_S
+) -> bool:
+    """Extend a lease that is ``worker``'s and unexpired, in the open transaction.
+
+    The fence of a write that must happen only while the job is the
+    caller's: run first in that write's transaction, it locks the job's row
+    until the commit (PostgreSQL; SQLite takes the write lock), so that no
+    claim can take the job over in between. An expired lease is never
+    revived: once expired, the job's work in progress may be swept
+    (:func:`live_writers`), and its worker must stop.
+    """
+    now = utcnow()
     renewed = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.worker == worker, Job.status == JobStatus.RUNNING)
-        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+        .where(
+            Job.id == job_id,
+            Job.worker == worker,
+            Job.status == JobStatus.RUNNING,
+            Job.lease_expires_at > now,
+        )
+        .values(lease_expires_at=now + timedelta(seconds=lease_s))
         .execution_options(synchronize_session=False)
     )
-    session.commit()
     return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def live_writers(grace_s: float, now: datetime | None = None) -> Select[int]:
+    """The ids of jobs running on a lease that expired less than ``grace_s`` ago.
+
+    Chunk rows these jobs wrote (``Chunk.writer``) are work in progress that
+    other runs must not sweep. The grace covers clocks that differ between
+    the workers' machines: up to ``grace_s`` apart, a job whose own clock
+    still reads its lease as live is counted live everywhere.
+    """
+    since = (now or utcnow()) - timedelta(seconds=grace_s)
+    return select(Job.id).where(
+        Job.status == JobStatus.RUNNING, Job.lease_expires_at >= since
+    )
 
 
 def requeue_job(

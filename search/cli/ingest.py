@@ -64,6 +64,13 @@ def register(subparsers: Any) -> None:
     worker.add_argument(
         "--once", action="store_true", help="stop when no queued job is due"
     )
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N jobs at once (needs DATABASE_URL and QDRANT_URL; default 1)",
+    )
     worker.set_defaults(handler=run_worker)
 
 
@@ -263,8 +270,19 @@ def _print_summary(summary: Any) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     from ingest import jobs
+    from search.errors import InvalidInputError
 
     app = open_app(args, role="worker")
+    if args.concurrency < 1:
+        raise InvalidInputError("--concurrency must be at least 1")
+    if args.concurrency > 1 and (
+        app.settings.embedded_catalog or app.settings.embedded_store
+    ):
+        app.close()
+        raise InvalidInputError(
+            "--concurrency above 1 needs the servers (DATABASE_URL for PostgreSQL "
+            "and QDRANT_URL for Qdrant); the embedded default runs one job at a time"
+        )
     stop = threading.Event()
     # SIGTERM (docker stop, a service manager): no new jobs; a job under way
     # ends after its current file and goes back to the queue.
@@ -273,17 +291,46 @@ def run_worker(args: argparse.Namespace) -> int:
         if app.settings.embedded_store:
             app.store  # noqa: B018 - take the store now, so that ingest hands jobs over
         print(
-            f"semsearch worker {jobs.worker_name()} waiting for jobs",
+            f"semsearch worker {jobs.worker_name()} waiting for jobs"
+            + (f" ({args.concurrency} at once)" if args.concurrency > 1 else ""),
             file=sys.stderr,
         )
         if args.once:
             return _run_due_jobs(app)
-        jobs.run_queued(app, stop)
+        _run_slots(app, stop, args.concurrency)
     except KeyboardInterrupt:
         stop.set()
     finally:
         app.close()
     return 0
+
+
+def _run_slots(app: Any, stop: threading.Event, concurrency: int) -> None:
+    """``concurrency`` queue loops in threads sharing the app, until ``stop``."""
+    from ingest import jobs
+
+    if concurrency == 1:
+        jobs.run_queued(app, stop)
+        return
+    loops = [
+        threading.Thread(
+            target=jobs.run_queued,
+            args=(app, stop),
+            kwargs={"worker": jobs.worker_name(slot)},
+            name=f"semsearch-worker-{slot}",
+            daemon=True,
+        )
+        for slot in range(concurrency)
+    ]
+    for loop in loops:
+        loop.start()
+    try:
+        while any(loop.is_alive() for loop in loops):
+            stop.wait(0.5)
+    finally:
+        stop.set()
+        for loop in loops:
+            loop.join()
 
 
 def _run_due_jobs(app: Any) -> int:

@@ -125,7 +125,8 @@ def test_the_heartbeat_keeps_the_lease(tmp_path: Path, engine: Engine) -> None:
     with Session(engine, expire_on_commit=False) as session:
         job = repo.claim_next_job(session, "beating", lease_s=1.0)
         assert job is not None
-    with Heartbeat(_App(), job) as beat:  # type: ignore[arg-type]
+    lease = repo.Lease(job.id, "beating", lease_s=1.0)
+    with Heartbeat(_App(), lease) as beat:  # type: ignore[arg-type]
         time.sleep(2.5)
         with Session(engine) as session:
             assert repo.claim_next_job(session, "thief") is None

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import timedelta
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -32,9 +33,10 @@ from ingest.pipeline import IngestOptions, Ingestor, point_id
 from ingest.summary import IngestSummary
 from search.app import App
 from search.catalog import repository as repo
-from search.catalog.models import Chunk, Document, Job, JobStatus
+from search.catalog.models import Chunk, Document, Job, utcnow
 from search.cli.main import main
 from search.embedding_cache import text_hash
+from search.errors import LeaseLostError
 from search.retrieval import Searcher
 from search.settings import Settings
 from search.stores.base import Filter, MatchAny, Point
@@ -120,8 +122,11 @@ def assert_whole_versions(app: App) -> None:
             assert active[(hit.document_id, hit.chunk_ordinal)] == text_hash(hit.text)
 
 
-def add_version(app: App, document_id: str, version: str) -> int:
-    """Copy the active chunk rows and points of a document as ``version``."""
+def add_version(
+    app: App, document_id: str, version: str, writer: int | None = None
+) -> int:
+    """Copy the active chunk rows and points of a document as ``version``,
+    as written by job ``writer``."""
     with Session(app.engine) as session:
         document = session.get(Document, document_id)
         assert document is not None
@@ -133,7 +138,7 @@ def add_version(app: App, document_id: str, version: str) -> int:
         )
         copies = [
             {c.key: getattr(r, c.key) for c in Chunk.__table__.columns if c.key != "id"}
-            | {"version": version}
+            | {"version": version, "writer": writer}
             for r in rows
         ]
         repo.add_chunks(session, copies)
@@ -208,10 +213,11 @@ def test_a_crash_between_any_two_writes_is_mended_by_a_rerun(
     assert store_ids(app) == fresh_ids(tmp_path, tiny_model(), folder)
 
 
-def test_the_sweep_leaves_other_workers_versions_alone(
+def test_the_sweep_leaves_versions_of_live_jobs_alone(
     tmp_path: Path, tiny_model: TinyModelFactory, passages: list[str]
 ) -> None:
-    """With a shared (server) store, a version in progress is nobody's leftover."""
+    """A version another job is writing is nobody's leftover while its lease
+    lives; once the lease has expired (its worker died), it is swept."""
     from qdrant_client import QdrantClient
 
     from search.stores.server import ServerStore
@@ -220,32 +226,71 @@ def test_the_sweep_leaves_other_workers_versions_alone(
         data_dir=tmp_path / "data",
         model=str(tiny_model()),
         qdrant_url="http://qdrant.invalid:6333",
+        job_lease_s=30,
     )
     app = App(settings, store=ServerStore(QdrantClient(":memory:")))
     try:
         folder = tmp_path / "corpus"
         write_corpus(folder, passages, random.Random(3), 3)
         ingest(app, folder)
-        ours = repo.document_id_for(str(sorted(folder.iterdir())[0].resolve()))
-        # Another worker's version in progress: its rows, then its points.
-        written = add_version(app, ours, "in-progress-elsewhere")
-        with Session(app.engine) as session:
-            jobs = [repo.create_job(session, "ingest", {}) for _ in range(2)]
-            for job in jobs:
-                job.status = JobStatus.RUNNING
+        with Session(app.engine, expire_on_commit=False) as session:
+            for _ in range(2):
+                repo.create_job(session, "ingest", {})
             session.commit()
-            other, own = (job.id for job in jobs)
+            other = repo.claim_next_job(session, "elsewhere", lease_s=30)
+            own = repo.claim_next_job(session, "here", lease_s=30)
+        assert other is not None
+        assert own is not None
+        first, second, third = (
+            repo.document_id_for(str(p.resolve())) for p in sorted(folder.iterdir())
+        )
+        # Versions in progress: rows, then points, of the other job, of this
+        # job's own earlier attempt and of no job at all.
+        in_progress = add_version(app, first, "elsewhere", writer=other.id)
+        add_version(app, second, "own-earlier-attempt", writer=own.id)
+        add_version(app, third, "no-job")
 
-        Ingestor(app).run([folder], job_id=own)
-        assert len(check(app).leftovers) == written
+        lease = repo.Lease(own.id, "here", lease_s=30)
+        Ingestor(app).run([folder], lease=lease)
+        expected = {point_id(first, "elsewhere", n) for n in range(in_progress)}
+        assert set(check(app).leftovers) == expected
 
+        # The other worker died: once its lease (and the clock allowance of
+        # one more lease) has passed, its rows are leftovers like any.
         with Session(app.engine) as session:
-            finished = session.get(Job, other)
-            assert finished is not None
-            finished.status = JobStatus.DONE
+            row = session.get(Job, other.id)
+            assert row is not None
+            row.lease_expires_at = utcnow() - timedelta(seconds=31)
             session.commit()
-        Ingestor(app).run([folder], job_id=own)
+        Ingestor(app).run([folder], lease=lease)
         assert check(app).consistent
+    finally:
+        app.close()
+
+
+def test_a_run_whose_lease_was_taken_over_activates_nothing(
+    tmp_path: Path, tiny_model: TinyModelFactory, passages: list[str]
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", model=str(tiny_model()))
+    app = App(settings)
+    try:
+        folder = tmp_path / "corpus"
+        write_corpus(folder, passages, random.Random(4), 3)
+        with Session(app.engine, expire_on_commit=False) as session:
+            repo.create_job(session, "ingest", {})
+            session.commit()
+            job = repo.claim_next_job(session, "slow", lease_s=30)
+            assert job is not None
+            # Another worker took the job over after the lease expired.
+            later = utcnow() + timedelta(seconds=31)
+            assert repo.claim_next_job(session, "fast", now=later) is not None
+
+        with pytest.raises(LeaseLostError, match="no longer slow's"):
+            Ingestor(app).run([folder], lease=repo.Lease(job.id, "slow", 30))
+        with Session(app.engine) as session:
+            assert set(session.scalars(select(Document.active_version))) == {None}
+            writers = set(session.scalars(select(Chunk.writer)))
+        assert writers == {job.id}
     finally:
         app.close()
 
