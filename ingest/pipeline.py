@@ -23,43 +23,41 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from ingest.access_rules import AccessRules, load_rules
 from ingest.attempts import Attempts, attempts_so_far
+from ingest.batches import Batch, BatchWriter, OpenDocument, PendingChunk, check_lease
 from ingest.consistency import (
-    crash_point,
-    delete_inactive_versions,
     point_id,
     remove_documents,
     sweep_leftovers,
 )
-from ingest.documents import Limits, LoadedDocument, LoadError
+from ingest.documents import Limits, LoadError
 from ingest.loaders import load
 from ingest.loaders._limits import check_size, grew_past
+from ingest.stages import Stages
 from ingest.summary import IngestSummary
 from ingest.walk import walk
-from search import bm25, embedding_cache
+from search import embedding_cache
 from search.access import UNGROUPED, Access, check_groups
 from search.analysis import Analyzer
 from search.app import INDEX_FORMAT, App
 from search.catalog import repository as repo
-from search.catalog.models import Chunk, Document, DocumentStatus, utcnow
+from search.catalog.models import Document, DocumentStatus
 from search.catalog.repository import Lease
 from search.chunking import chunk_spans
-from search.embedding_cache import embed_cached
-from search.errors import InvalidInputError, LeaseLostError
+from search.errors import InvalidInputError
 from search.filters import path_prefixes
-from search.stores.base import Point, VectorStore
+from search.stores.base import VectorStore
 
 if TYPE_CHECKING:
     from search.encoder import Encoder
@@ -72,6 +70,9 @@ __all__ = ["IngestOptions", "Ingestor", "file_hash", "point_id", "remove_documen
 # little and flushes are few (256 cost 16% of ingest time in bench/ingest.py),
 # small enough to bound memory on a huge document.
 PENDING_CHUNKS = 1024
+# Batches waiting before the encoder and before the writer: two keep either
+# busy while the one before it has a slow batch, in bounded memory.
+STAGE_DEPTH = 2
 
 
 def file_hash(path: Path, limits: Limits | None = None) -> str:
@@ -88,36 +89,6 @@ def file_hash(path: Path, limits: Limits | None = None) -> str:
                 raise grew_past(limits, path)
             digest.update(block)
     return digest.hexdigest()
-
-
-@dataclass
-class _PendingChunk:
-    document: _OpenDocument
-    document_id: str
-    version: str
-    ordinal: int
-    text: str
-    text_hash: str
-    row: dict[str, Any]
-    payload: dict[str, Any]
-    terms: list[str]
-
-
-@dataclass
-class _OpenDocument:
-    """A document whose chunks are being encoded and written."""
-
-    loaded: LoadedDocument
-    document_id: str
-    source: str
-    version: str
-    root: str | None = None
-    tags: list[str] = field(default_factory=list)
-    groups: list[str] = field(default_factory=list)
-    chunk_count: int = 0
-    known: bool = False
-    # Catalogued before this run: an interrupted run may have left it rows.
-    had_row: bool = True
 
 
 @dataclass
@@ -145,11 +116,10 @@ class Ingestor:
     def __init__(self, app: App) -> None:
         self.app = app
         self.collection = app.collection
-        self._pending: list[_PendingChunk] = []
-        self._ready: list[_OpenDocument] = []
+        self._pending: list[PendingChunk] = []
+        self._ready: list[OpenDocument] = []
         self._summary = IngestSummary()
-        self._run_average_terms: float | None = None
-        self._collection_ready = False
+        self._stages: Stages | None = None
         self._rules = AccessRules()
         self._groups: tuple[str, ...] = ()
         self._lease: Lease | None = None
@@ -227,42 +197,32 @@ class Ingestor:
         rules = options.rules or self.app.settings.access_rules
         self._rules = load_rules(Path(rules) if rules else None)
         summary = self._summary = IngestSummary()
-        self._run_average_terms = None
         self._lease = lease
         started = time.perf_counter()
-        sweep_leftovers(self.app, self._job_id)
+        sweep_leftovers(self.app, lease.job_id if lease is not None else None)
         seen: set[str] = set()
-        for item in walk(paths, exclude=options.exclude):
-            if stop is not None and stop.is_set():
-                summary.stopped = True
-                break
-            self._check_lease()
-            source = str(item.path.resolve()) if item.path.exists() else str(item.path)
-            if progress:
-                progress(source)
-            if item.problem is not None:
-                self._record_failure(source, item.path, item.problem, summary)
-                continue
-            seen.add(source)
-            self._ingest_file(item.path, item.root, source, options, summary)
-        self._flush(summary)
+        with self._flowing(summary):
+            for item in walk(paths, exclude=options.exclude):
+                if stop is not None and stop.is_set():
+                    summary.stopped = True
+                    break
+                check_lease(lease)
+                source = (
+                    str(item.path.resolve()) if item.path.exists() else str(item.path)
+                )
+                if progress:
+                    progress(source)
+                if item.problem is not None:
+                    self._record_failure(source, item.path, item.problem, summary)
+                    continue
+                seen.add(source)
+                self._ingest_file(item.path, item.root, source, options, summary)
+            self._flush(summary)
         if options.prune and not summary.stopped:
             self._prune(paths, seen, summary)
         summary.seconds = time.perf_counter() - started
         logger.info("Ingest finished: %s", summary.one_line())
         return summary
-
-    @property
-    def _job_id(self) -> int | None:
-        return self._lease.job_id if self._lease is not None else None
-
-    def _check_lease(self) -> None:
-        """Stop at once when the heartbeat found the job taken over."""
-        if self._lease is not None and self._lease.lost.is_set():
-            raise LeaseLostError(
-                f"job {self._lease.job_id} is no longer {self._lease.worker}'s "
-                "(its lease expired); the worker that took it over finishes it"
-            )
 
     def rewrite(self, document_ids: Sequence[str]) -> dict[str, str]:
         """Write the active version of documents again, as the catalog has it.
@@ -276,18 +236,20 @@ class Ingestor:
         """
         problems: dict[str, str] = {}
         summary = self._summary = IngestSummary()
-        for document_id in document_ids:
-            with Session(self.engine, expire_on_commit=False) as session:
-                row = repo.get_document(session, document_id)
-            if row is None or row.active_version is None:
-                continue
-            try:
-                self._reopen(row)
-            except OSError as exc:
-                problems[document_id] = f"cannot read the file: {_os_reason(exc)}"
-            except (LoadError, InvalidInputError) as exc:
-                problems[document_id] = _reason(exc)
-        self._flush(summary)
+        self._lease = None
+        with self._flowing(summary):
+            for document_id in document_ids:
+                with Session(self.engine, expire_on_commit=False) as session:
+                    row = repo.get_document(session, document_id)
+                if row is None or row.active_version is None:
+                    continue
+                try:
+                    self._reopen(row)
+                except OSError as exc:
+                    problems[document_id] = f"cannot read the file: {_os_reason(exc)}"
+                except (LoadError, InvalidInputError) as exc:
+                    problems[document_id] = _reason(exc)
+            self._flush(summary)
         return problems
 
     def _reopen(self, row: Document) -> None:
@@ -298,7 +260,7 @@ class Ingestor:
                 "the file changed since it was indexed; ingest it again"
             )
         assert row.active_version is not None
-        document = _OpenDocument(
+        document = OpenDocument(
             load(path, self.limits),
             row.id,
             row.source_path,
@@ -356,7 +318,7 @@ class Ingestor:
         )
         try:
             loaded = load(path, self.limits)
-            document = _OpenDocument(
+            document = OpenDocument(
                 loaded,
                 document_id,
                 source,
@@ -379,7 +341,7 @@ class Ingestor:
         if len(self._pending) >= PENDING_CHUNKS:
             self._flush(summary)
 
-    def _chunk(self, document: _OpenDocument) -> None:
+    def _chunk(self, document: OpenDocument) -> None:
         """Chunk the document's segments into pending chunks, flushing as needed."""
         loaded = document.loaded
         date = loaded.date or loaded.modified_at
@@ -421,7 +383,7 @@ class Ingestor:
                     "char_end": row["char_end"],
                 }
                 self._pending.append(
-                    _PendingChunk(
+                    PendingChunk(
                         document,
                         document.document_id,
                         document.version,
@@ -439,148 +401,41 @@ class Ingestor:
                     self._write_pending(self._summary)
 
     def _flush(self, summary: IngestSummary) -> None:
-        self._write_pending(summary)
-        if self._ready:
-            self._activate(self._ready, summary)
+        """Hand over the pending chunks with the documents they complete."""
+        if self._pending or self._ready:
+            self._hand_over(Batch(chunks=self._pending, activate=self._ready))
+        self._pending = []
         self._ready = []
 
-    def _write_pending(self, summary: IngestSummary) -> None:
-        """Embed the pending chunks (cache first), add their rows, upsert points.
+    @contextmanager
+    def _flowing(self, summary: IngestSummary) -> Iterator[None]:
+        """Encode and write batches in threads of their own while files are read.
 
-        The rows are committed before the points are upserted: a crash in
-        between leaves rows naming points that may exist, which the next
-        run's sweep deletes, never points that nothing in the catalog names.
+        On the way out every batch handed over is written, and the first
+        error of either step is raised here (ingest.stages).
         """
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, []
+        writer = BatchWriter(self.app, lambda: self.encoder, summary, self._lease)
+        self._stages = Stages(
+            [writer.encode, writer.write], depth=STAGE_DEPTH, name="ingest"
+        )
+        try:
+            yield
+        finally:
+            stages, self._stages = self._stages, None
+            stages.close()
+
+    def _write_pending(self, summary: IngestSummary) -> None:
+        """Hand the pending chunks to be encoded and written, as one batch."""
+        if self._pending:
+            self._hand_over(Batch(chunks=self._pending))
+            self._pending = []
+
+    def _hand_over(self, batch: Batch) -> None:
         # Files read to the end are not to blame if the process dies while
         # their batch is encoded.
         self._attempts.settle()
-        vectors = self._embeddings(
-            [p.text_hash for p in pending], [p.text for p in pending], summary
-        )
-        average_terms = self._average_terms(pending)
-        points = [
-            Point(
-                id=point_id(p.document_id, p.version, p.ordinal),
-                vector=vectors[p.text_hash],
-                payload=p.payload,
-                sparse=bm25.document_vector(p.terms, average_terms),
-            )
-            for p in pending
-        ]
-        self._add_rows(pending)
-        crash_point("rows-written")
-        if not self._collection_ready:
-            self.app.ensure_collection()
-            self._collection_ready = True
-        self.store.upsert(self.collection, points)
-        crash_point("points-written")
-
-    def _add_rows(self, pending: list[_PendingChunk]) -> None:
-        """Commit the chunk rows of a batch; they count once their version is
-        active, and a huge document never holds all of its rows in memory."""
-        spans: dict[tuple[str, str], list[int]] = {}
-        for p in pending:
-            if p.document.had_row:
-                spans.setdefault((p.document_id, p.version), []).append(p.ordinal)
-        with Session(self.engine) as session:
-            # Rows an interrupted run left for these chunks (or those of the
-            # active version, written again) are replaced in the same commit.
-            for (document_id, version), ordinals in spans.items():
-                session.execute(
-                    delete(Chunk).where(
-                        Chunk.document_id == document_id,
-                        Chunk.version == version,
-                        Chunk.ordinal.between(min(ordinals), max(ordinals)),
-                    )
-                )
-            writer = self._job_id
-            rows = [
-                {
-                    "document_id": p.document_id,
-                    "version": p.version,
-                    "writer": writer,
-                    **p.row,
-                }
-                for p in pending
-            ]
-            repo.add_chunks(session, rows)
-            session.commit()
-
-    def _average_terms(self, pending: list[_PendingChunk]) -> float:
-        """BM25's average chunk length: the index's, or the first batch's.
-
-        Read from the catalog's active chunks once per run (an aggregate over
-        every chunk: per batch it would grow with the index), so each run
-        follows the collection as it grows; weights already written keep the
-        average of their time, which moves little once there are many chunks.
-        """
-        if self._run_average_terms is None:
-            with Session(self.engine) as session:
-                known = repo.get_average_terms(session)
-            if known is None:
-                terms = sum(len(p.terms) for p in pending)
-                known = max(1.0, terms / max(len(pending), 1))
-            self._run_average_terms = known
-        return self._run_average_terms
-
-    def _embeddings(
-        self, hashes: list[str], texts: list[str], summary: IngestSummary
-    ) -> dict[str, npt.NDArray[np.float32]]:
-        vectors, encoded = embed_cached(self.engine, self.encoder, hashes, texts)
-        summary.chunks_reused += len(hashes) - encoded
-        summary.chunks_encoded += encoded
-        return vectors
-
-    def _activate(self, documents: list[_OpenDocument], summary: IngestSummary) -> None:
-        """Switch each document to its new version, then delete the old one.
-
-        One commit covers the batch: each document switches atomically, and
-        committing per batch instead of per document keeps small files cheap.
-        The old versions' rows stay until their points are deleted (see
-        ingest.consistency), one store call for the whole batch. With a lease,
-        the commit is fenced by it: the job's row stays locked from the check
-        to the commit, so no other worker can take the job over in between
-        and sweep this batch's points (repository.hold_lease).
-        """
-        with Session(self.engine) as session:
-            lease = self._lease
-            if lease is not None and not repo.hold_lease(
-                session, lease.job_id, lease.worker, lease.lease_s
-            ):
-                session.rollback()
-                lease.lost.set()
-                self._check_lease()
-            rows = repo.get_documents(session, (d.document_id for d in documents))
-            for document in documents:
-                row = rows.get(document.document_id)
-                if row is None:
-                    row = self._new_row(document)
-                    session.add(row)
-                _fill_row(row, document)
-            session.commit()
-        crash_point("activated")
-
-        for document in documents:
-            summary.chunks += document.chunk_count
-            if document.known:
-                summary.changed += 1
-            else:
-                summary.new += 1
-        delete_inactive_versions(
-            self.app, [d.document_id for d in documents], self._job_id
-        )
-
-    @staticmethod
-    def _new_row(document: _OpenDocument) -> Document:
-        return Document(
-            id=document.document_id,
-            source_path=document.source,
-            file_type=document.loaded.file_type,
-            status=DocumentStatus.PENDING,
-        )
+        assert self._stages is not None, "batches flow only inside _flowing()"
+        self._stages.put(batch)
 
     def _discard_partial(self, document_id: str, version: str) -> None:
         """Drop what a version that failed midway wrote, unless it is active.
@@ -589,7 +444,7 @@ class Ingestor:
         it wrote: points first, then rows (ingest.consistency).
         """
         self._pending = [p for p in self._pending if p.document_id != document_id]
-        delete_inactive_versions(self.app, [document_id], self._job_id)
+        self._hand_over(Batch(discard=[document_id]))
 
     def _record_failure(
         self,
@@ -643,28 +498,7 @@ def remove_document(app: App, document_id: str) -> bool:
     return remove_documents(app, [document_id]) == 1
 
 
-def _fill_row(row: Document, document: _OpenDocument) -> None:
-    loaded = document.loaded
-    row.title = loaded.title
-    row.file_type = loaded.file_type
-    row.size_bytes = loaded.size_bytes
-    row.modified_at = loaded.modified_at
-    row.content_hash = loaded.content_hash
-    row.author = loaded.author
-    row.tags = document.tags
-    row.access_groups = document.groups
-    row.root_path = document.root
-    row.status = DocumentStatus.INDEXED
-    row.error = None
-    row.active_version = document.version
-    row.chunk_count = document.chunk_count
-    row.indexed_at = utcnow()
-    row.attempts = 0
-
-
-def _assign(
-    document: _OpenDocument, groups: Sequence[str], tags: Sequence[str]
-) -> None:
+def _assign(document: OpenDocument, groups: Sequence[str], tags: Sequence[str]) -> None:
     """The document's groups and tags: the run's and the file's own."""
     loaded = document.loaded
     try:
