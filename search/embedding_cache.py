@@ -48,7 +48,10 @@ def embed_cached(
         vectors = repo.get_cached_embeddings(session, key, hashes)
     missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in vectors}
     if missing:
-        new = dict(zip(missing, encoder.encode(list(missing.values())), strict=True))
+        encoded = encoder.encode(
+            list(missing.values()), batch_size=encoder.bulk_batch_size
+        )
+        new = dict(zip(missing, encoded, strict=True))
         with Session(engine) as session:
             repo.put_cached_embeddings(session, key, new)
             session.commit()

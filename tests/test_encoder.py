@@ -236,3 +236,41 @@ def test_unknown_pooling_mode_is_refused(
     )
     with pytest.raises(ModelConfigError, match="unsupported pooling mode 'median'"):
         Encoder(folder)
+
+
+def test_a_gpu_batches_bulk_encoding_by_token_count() -> None:
+    """Sorted chunks of a bulk encode: many short ones to a GPU batch, few
+    long ones; on the CPU batches stay within the cache-sized budget."""
+    from search.encoder import _batch_tokens, plan_batches
+
+    lengths = np.array([256] * 300 + [40] * 700, dtype=np.int64)
+    gpu = plan_batches(lengths, 512, _batch_tokens("auto", torch.device("cuda")))
+    sizes = [stop - start for start, stop in gpu]
+    assert sizes[0] == 128  # 32,768 tokens of full 256-token windows
+    assert max(sizes) == 512  # short chunks fill the item limit instead
+    assert sum(sizes) == len(lengths)
+    cpu = plan_batches(lengths, 32, _batch_tokens("auto", torch.device("cpu")))
+    assert max(stop - start for start, stop in cpu) == 25  # 1,024 // 40
+
+
+def test_bulk_encoding_asks_for_the_devices_batch_size(
+    tiny_model: TinyModelFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from search.catalog.engine import create_catalog_engine, upgrade
+    from search.embedding_cache import embed_cached
+
+    encoder = Encoder(tiny_model())
+    asked: list[int] = []
+    encode = encoder.encode
+
+    def spy(texts: list[str], batch_size: int = 32, **kwargs: object) -> object:
+        asked.append(batch_size)
+        return encode(texts, batch_size=batch_size)
+
+    monkeypatch.setattr(encoder, "encode", spy)
+    engine = create_catalog_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    upgrade(engine)
+    vectors, encoded = embed_cached(engine, encoder, ["a", "b"], ["one", "two"])
+    assert encoded == 2
+    assert sorted(vectors) == ["a", "b"]
+    assert asked == [encoder.bulk_batch_size] == [32]
