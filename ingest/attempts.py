@@ -10,6 +10,12 @@ and later runs pass it by until it changes.
 Only the file being read when the process died is blamed: counts are reset
 as soon as a file has been read, at the latest before its batch is encoded,
 and the model is loaded before the first count (its load is no file's fault).
+Reading overlaps encoding (ingest.stages), so a process killed while it
+encodes also blames the file being read at that moment: an encoder that
+kills the process each time at the same batch (memory) would, after the
+attempts, give up a file that did no harm. A kill by the encoder is a bug
+or a sizing problem, shown in the worker's log; the file's failure names
+the attempts.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
 from ingest.consistency import crash_on_reading
-from search.catalog.models import Document, DocumentStatus, utcnow
+from search.catalog import repository as repo
+from search.catalog.models import Document, utcnow
 
 _IN_BATCH = 500
 
@@ -59,14 +66,13 @@ class Attempts:
                     .values(attempts=attempts + 1, updated_at=utcnow())
                 )
             else:
-                session.add(
-                    Document(
-                        id=document_id,
-                        source_path=source,
-                        file_type=path.suffix.lower().lstrip("."),
-                        status=DocumentStatus.PENDING,
-                        attempts=attempts + 1,
-                    )
+                # Another worker may add it meanwhile (a file two jobs share).
+                repo.add_document_if_missing(
+                    session,
+                    document_id,
+                    source,
+                    path.suffix.lower().lstrip("."),
+                    attempts=attempts + 1,
                 )
             self.reset(session)
             session.commit()

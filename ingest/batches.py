@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from ingest.consistency import crash_point, delete_inactive_versions, point_id
@@ -30,7 +29,7 @@ from ingest.summary import IngestSummary
 from search import bm25
 from search.app import App
 from search.catalog import repository as repo
-from search.catalog.models import Chunk, Document, DocumentStatus, utcnow
+from search.catalog.models import Document, DocumentStatus, utcnow
 from search.catalog.repository import Lease
 from search.embedding_cache import embed_cached
 from search.errors import LeaseLostError
@@ -184,21 +183,9 @@ class BatchWriter:
     def _add_rows(self, chunks: list[PendingChunk]) -> None:
         """Commit the chunk rows of a batch; they count once their version is
         active, and a huge document never holds all of its rows in memory."""
-        spans: dict[tuple[str, str], list[int]] = {}
-        for c in chunks:
-            if c.document.had_row:
-                spans.setdefault((c.document_id, c.version), []).append(c.ordinal)
+        # Rows an interrupted run left for these chunks, or another worker's
+        # writing the same version now, are replaced (repository.add_chunks).
         with Session(self.app.engine) as session:
-            # Rows an interrupted run left for these chunks (or those of the
-            # active version, written again) are replaced in the same commit.
-            for (document_id, version), ordinals in spans.items():
-                session.execute(
-                    delete(Chunk).where(
-                        Chunk.document_id == document_id,
-                        Chunk.version == version,
-                        Chunk.ordinal.between(min(ordinals), max(ordinals)),
-                    )
-                )
             writer = self.job_id
             rows = [
                 {

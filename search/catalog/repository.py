@@ -24,7 +24,6 @@ from sqlalchemy import (
     exists,
     false,
     func,
-    insert,
     or_,
     select,
     true,
@@ -130,24 +129,77 @@ def create_failed_document(
     An already indexed version stays active and searchable: a failure to read
     the file now does not lose what was indexed before.
     """
-    document = get_document(session, document_id_for(source))
-    if document is None:
-        document = Document(
-            id=document_id_for(source), source_path=source, file_type=file_type
-        )
-        session.add(document)
+    document_id = document_id_for(source)
+    add_document_if_missing(
+        session, document_id, source, file_type, DocumentStatus.FAILED
+    )
+    document = get_document(session, document_id)
+    assert document is not None
     document.status = DocumentStatus.FAILED
     document.error = error
     return document
 
 
+def add_document_if_missing(
+    session: Session,
+    document_id: str,
+    source: str,
+    file_type: str,
+    status: str = DocumentStatus.PENDING,
+    attempts: int = 0,
+) -> None:
+    """Insert a document row unless one has that id (added meanwhile by another
+    worker, on a file two jobs share: the first insert wins, nothing fails)."""
+    statement = _dialect_insert(session, Document).on_conflict_do_nothing(
+        index_elements=[Document.id]
+    )
+    now = utcnow()
+    session.execute(
+        statement,
+        [
+            {
+                "id": document_id,
+                "source_path": source,
+                "file_type": file_type,
+                "status": status,
+                "attempts": attempts,
+                "tags": [],
+                "chunk_count": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
+    )
+
+
 def add_chunks(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Add chunk rows (with their document_id and version) in one statement.
 
-    Rows of a version count once the catalog makes that version active.
+    Rows of a version count once the catalog makes that version active. A row
+    already there for the same chunk (an interrupted run's, or another
+    worker's writing the same version at once) is replaced.
     """
-    if rows:
-        session.execute(insert(Chunk), list(rows))
+    if not rows:
+        return
+    statement = _dialect_insert(session, Chunk)
+    replaced = {
+        column.name: statement.excluded[column.name]
+        for column in Chunk.__table__.columns
+        if column.name not in ("id", "document_id", "version", "ordinal")
+    }
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Chunk.document_id, Chunk.version, Chunk.ordinal],
+            set_=replaced,
+        ),
+        list(rows),
+    )
+
+
+def _dialect_insert(session: Session, table: Any) -> Any:
+    """INSERT with ON CONFLICT, in the catalog's dialect."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def delete_chunks(
