@@ -59,6 +59,9 @@ class Attempts:
         """Count one more attempt at reading the file, in its own commit."""
         self._before_first()
         with Session(self.engine) as session:
+            # Every row this commit changes, locked in id order first
+            # (repository.lock_documents): no deadlock with another worker.
+            repo.lock_documents(session, [document_id, *self._read])
             if has_row:
                 session.execute(
                     update(Document)
@@ -84,8 +87,9 @@ class Attempts:
 
     def reset(self, session: Session) -> None:
         """Reset the counts of the files read to the end (the caller commits)."""
-        read, self._read = self._read, []
+        read, self._read = sorted(set(self._read)), []
         for start in range(0, len(read), _IN_BATCH):
+            repo.lock_documents(session, read[start : start + _IN_BATCH])
             session.execute(
                 update(Document)
                 .where(Document.id.in_(read[start : start + _IN_BATCH]))

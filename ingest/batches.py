@@ -218,7 +218,9 @@ class BatchWriter:
                 session.rollback()
                 lease.lost.set()
                 check_lease(lease)
-            rows = repo.get_documents(session, (d.document_id for d in documents))
+            rows = repo.get_documents(
+                session, (d.document_id for d in documents), for_update=True
+            )
             for document in documents:
                 row = rows.get(document.document_id)
                 if row is None:

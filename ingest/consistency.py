@@ -229,6 +229,7 @@ def remove_documents(app: App, document_ids: Iterable[str]) -> int:
                 session.scalars(select(Document.id).where(Document.id.in_(batch)))
             )
         for batch in _batches(found, _IN_BATCH):
+            repo.lock_documents(session, batch)
             session.execute(
                 update(Document)
                 .where(Document.id.in_(batch))

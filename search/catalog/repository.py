@@ -80,12 +80,35 @@ def get_document(
     return document if readable else None
 
 
-def get_documents(session: Session, ids: Iterable[str]) -> dict[str, Document]:
-    wanted = list(set(ids))
+def get_documents(
+    session: Session, ids: Iterable[str], for_update: bool = False
+) -> dict[str, Document]:
+    """Documents by id; ``for_update`` locks their rows (see :func:`lock_documents`)."""
+    wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = session.scalars(select(Document).where(Document.id.in_(wanted)))
-    return {d.id: d for d in rows}
+    query = select(Document).where(Document.id.in_(wanted))
+    if for_update:
+        query = query.order_by(Document.id).with_for_update()
+    return {d.id: d for d in session.scalars(query)}
+
+
+def lock_documents(session: Session, ids: Iterable[str]) -> None:
+    """Lock document rows to the end of the transaction, in id order.
+
+    Transactions that update several documents (activating a batch,
+    resetting read counts) take their row locks in one order, so that two
+    workers on files they share wait for each other instead of deadlocking.
+    PostgreSQL only: SQLite locks the whole database for a writer.
+    """
+    wanted = sorted(set(ids))
+    if wanted and session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(Document.id)
+            .where(Document.id.in_(wanted))
+            .order_by(Document.id)
+            .with_for_update()
+        )
 
 
 def list_documents(
