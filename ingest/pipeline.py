@@ -55,6 +55,7 @@ from search.catalog import repository as repo
 from search.catalog.models import Document, DocumentStatus
 from search.catalog.repository import Lease
 from search.chunking import chunk_spans
+from search.device import select_device
 from search.errors import InvalidInputError
 from search.filters import path_prefixes
 from search.stores.base import VectorStore
@@ -120,6 +121,7 @@ class Ingestor:
         self._ready: list[OpenDocument] = []
         self._summary = IngestSummary()
         self._stages: Stages | None = None
+        self._encode_first: Callable[[Batch], Batch] | None = None
         self._rules = AccessRules()
         self._groups: tuple[str, ...] = ()
         self._lease: Lease | None = None
@@ -407,16 +409,38 @@ class Ingestor:
         self._pending = []
         self._ready = []
 
+    def overlap(self) -> str:
+        """Which steps run in threads of their own (``SEMSEARCH_INGEST_OVERLAP``).
+
+        ``all``: encoding and writing, while the caller reads; ``write``:
+        writing only; ``none``: every step in turn. ``auto`` takes ``all``
+        with a GPU (the encoder is then faster than parsing and writing),
+        ``write`` with a CPU encoder and a Qdrant server (its answers are
+        waits), ``none`` with a CPU encoder and the embedded store, where
+        every step needs the same cores: overlapped, they ran 0.86x as fast
+        on 2 cores (bench/ingest.py --in-turn).
+        """
+        chosen = self.app.settings.ingest_overlap
+        if chosen != "auto":
+            return chosen
+        if select_device(self.app.settings.device).type != "cpu":
+            return "all"
+        return "none" if self.app.settings.embedded_store else "write"
+
     @contextmanager
     def _flowing(self, summary: IngestSummary) -> Iterator[None]:
-        """Encode and write batches in threads of their own while files are read.
-
-        On the way out every batch handed over is written, and the first
-        error of either step is raised here (ingest.stages).
+        """Encode and write batches, overlapped with reading as :meth:`overlap`
+        says. On the way out every batch handed over is written, and the
+        first error of either step is raised here (ingest.stages).
         """
         writer = BatchWriter(self.app, lambda: self.encoder, summary, self._lease)
+        overlap = self.overlap()
+        self._encode_first = writer.encode if overlap == "write" else None
         self._stages = Stages(
-            [writer.encode, writer.write], depth=STAGE_DEPTH, name="ingest"
+            [writer.write] if overlap == "write" else [writer.encode, writer.write],
+            depth=STAGE_DEPTH,
+            name="ingest",
+            inline=overlap == "none",
         )
         try:
             yield
@@ -435,6 +459,8 @@ class Ingestor:
         # their batch is encoded.
         self._attempts.settle()
         assert self._stages is not None, "batches flow only inside _flowing()"
+        if self._encode_first is not None:
+            batch = self._encode_first(batch)
         self._stages.put(batch)
 
     def _discard_partial(self, document_id: str, version: str) -> None:

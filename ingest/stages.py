@@ -27,29 +27,41 @@ class Stages:
 
     A step takes what the one before returned; the last one's result is
     dropped. ``depth`` bounds the items waiting before each step: ``put``
-    blocks while the first step is that far behind.
+    blocks while the first step is that far behind. ``inline`` runs the
+    steps in ``put`` instead, one after the other, in the caller's thread
+    (to measure what the overlap gains: bench/ingest.py).
     """
 
     def __init__(
-        self, steps: Sequence[Callable[[Any], Any]], depth: int = 2, name: str = "stage"
+        self,
+        steps: Sequence[Callable[[Any], Any]],
+        depth: int = 2,
+        name: str = "stage",
+        inline: bool = False,
     ) -> None:
         if not steps:
             raise ValueError("Stages needs at least one step")
+        self._steps = list(steps)
+        self._inline = inline
         self._queues: list[queue.Queue[Any]] = [
             queue.Queue(maxsize=depth) for _ in steps
         ]
         self._error: BaseException | None = None
         self._failed = threading.Event()
         self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(
-                target=self._run,
-                args=(number, step),
-                name=f"{name}-{number}",
-                daemon=True,
-            )
-            for number, step in enumerate(steps)
-        ]
+        self._threads = (
+            []
+            if inline
+            else [
+                threading.Thread(
+                    target=self._run,
+                    args=(number, step),
+                    name=f"{name}-{number}",
+                    daemon=True,
+                )
+                for number, step in enumerate(steps)
+            ]
+        )
         for thread in self._threads:
             thread.start()
         self._closed = False
@@ -57,11 +69,15 @@ class Stages:
     def put(self, item: Any) -> None:
         """Hand an item to the first step; raises a step's error, if one failed."""
         self._raise_failure()
+        if self._inline:
+            for step in self._steps:
+                item = step(item)
+            return
         self._queues[0].put(item)
 
     def close(self) -> None:
         """Wait until every item has gone through; raises a step's error."""
-        if not self._closed:
+        if not self._closed and not self._inline:
             self._closed = True
             self._queues[0].put(_END)
             for thread in self._threads:

@@ -169,6 +169,10 @@ class Settings(BaseSettings):
         le=3600,
         validation_alias=_env("SEMSEARCH_JOB_LEASE_S", "job_lease_s"),
     )
+    ingest_overlap: Literal["auto", "all", "write", "none"] = Field(
+        "auto",
+        validation_alias=_env("SEMSEARCH_INGEST_OVERLAP", "ingest_overlap"),
+    )
     retry_backoff_s: float = Field(
         1.0,
         ge=0,

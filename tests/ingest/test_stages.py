@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from conftest import TinyModelFactory
 
 import ingest.batches as batches
@@ -23,9 +24,11 @@ class Killed(BaseException):
     """A test's stand-in for a kill: no handler catches it."""
 
 
-def test_items_go_through_every_step_in_order() -> None:
+@pytest.mark.parametrize("inline", [False, True])
+def test_items_go_through_every_step_in_order(inline: bool) -> None:
     seen: list[int] = []
-    stages = Stages([lambda n: n * 10, lambda n: n + 1, seen.append], depth=1)
+    steps = [lambda n: n * 10, lambda n: n + 1, seen.append]
+    stages = Stages(steps, depth=1, inline=inline)
     for n in range(50):
         stages.put(n)
     stages.close()
@@ -108,7 +111,10 @@ def test_ingest_reads_on_while_a_batch_is_encoded(
         if Path(source).name == "doc-02.txt":
             reading_later_files.set()
 
-    app = App(Settings(data_dir=tmp_path / "data", model=str(tiny_model())))
+    settings = Settings(
+        data_dir=tmp_path / "data", model=str(tiny_model()), ingest_overlap="all"
+    )
+    app = App(settings)
     try:
         summary = Ingestor(app).run([folder], progress=progress)
         assert waited == [True]
@@ -118,3 +124,44 @@ def test_ingest_reads_on_while_a_batch_is_encoded(
         assert report.consistent, report.lines()
     finally:
         app.close()
+
+
+def test_every_overlap_writes_the_same_index(
+    tmp_path: Path, tiny_model: TinyModelFactory, passages: list[str]
+) -> None:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    rng = random.Random(6)
+    for i in range(9):
+        (folder / f"doc-{i}.txt").write_text("\n\n".join(rng.sample(passages, 3)))
+    model = str(tiny_model())
+    indexes = {}
+    for overlap in ("all", "write", "none"):
+        settings = Settings(
+            data_dir=tmp_path / overlap, model=model, ingest_overlap=overlap
+        )
+        app = App(settings)
+        try:
+            ingestor = Ingestor(app)
+            assert ingestor.overlap() == overlap
+            ingestor.run([folder])
+            assert check(app).consistent
+            points, _ = app.store.scroll(app.collection, limit=1000)
+            indexes[overlap] = sorted((p.id, p.payload["text"]) for p in points)
+        finally:
+            app.close()
+    assert indexes["all"] == indexes["write"] == indexes["none"]
+    assert len(indexes["all"]) >= 9
+
+
+def test_auto_overlap_follows_the_device_and_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def chosen(**settings: Any) -> str:
+        return Ingestor(App(Settings(data_dir=tmp_path, **settings))).overlap()
+
+    assert chosen(device="cpu") == "none"
+    assert chosen(device="cpu", qdrant_url="http://qdrant:6333") == "write"
+    assert chosen(device="cpu", ingest_overlap="all") == "all"
+    monkeypatch.setattr(pipeline, "select_device", lambda _: torch.device("cuda"))
+    assert chosen() == "all"
