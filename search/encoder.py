@@ -9,6 +9,7 @@ little, and run under ``torch.inference_mode``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,6 +104,7 @@ class Encoder:
         if not hf_tokenizer.is_fast:
             raise ModelConfigError(f"{self.path}: a fast (Rust) tokenizer is needed")
         self._models: dict[str, PreTrainedModel] = {}
+        self._loading = threading.Lock()
         self._lean: dict[str, LeanBert | None] = {}
         first = self._model_for(self.precision)
 
@@ -326,12 +328,16 @@ class Encoder:
         return [prefix + t for t in texts] if prefix else texts
 
     def _model_for(self, precision: str) -> PreTrainedModel:
-        if precision not in self._models:
-            model = AutoModel.from_pretrained(
-                str(self.config.transformer_path), dtype=DTYPES[precision]
-            )
-            self._models[precision] = model.to(self.device).eval()
-            self._lean[precision] = LeanBert.from_model(self._models[precision])
+        # Threads share one encoder (worker slots, UI sessions): one loads,
+        # and none sees a model without its lean forward beside it.
+        with self._loading:
+            if precision not in self._models:
+                model = AutoModel.from_pretrained(
+                    str(self.config.transformer_path), dtype=DTYPES[precision]
+                )
+                model = model.to(self.device).eval()
+                self._lean[precision] = LeanBert.from_model(model)
+                self._models[precision] = model
         return self._models[precision]
 
     def _max_seq_length(self, hf_tokenizer: Any, model: PreTrainedModel) -> int:

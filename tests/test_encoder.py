@@ -274,3 +274,41 @@ def test_bulk_encoding_asks_for_the_devices_batch_size(
     assert encoded == 2
     assert sorted(vectors) == ["a", "b"]
     assert asked == [encoder.bulk_batch_size] == [32]
+
+
+def test_threads_sharing_a_new_encoder_load_it_once(
+    tiny_model: TinyModelFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker slots and UI sessions encode at once on one encoder."""
+    import threading
+
+    import search.encoder as encoder_module
+
+    loads: list[str] = []
+    load = encoder_module.AutoModel.from_pretrained
+
+    def counted(*args: object, **kwargs: object) -> object:
+        loads.append(str(args[0]))
+        return load(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(encoder_module.AutoModel, "from_pretrained", counted)
+    encoder = Encoder(tiny_model())
+    start = threading.Barrier(4)
+    results: list[np.ndarray] = []
+    errors: list[BaseException] = []
+
+    def encode() -> None:
+        start.wait()
+        try:
+            results.append(encoder.encode(["a shared encoder", "loaded once"]))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=encode) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(loads) == 1
+    assert all(np.array_equal(r, results[0]) for r in results)
