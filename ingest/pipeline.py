@@ -58,7 +58,6 @@ from search.chunking import chunk_spans
 from search.device import select_device
 from search.errors import InvalidInputError
 from search.filters import path_prefixes
-from search.stores.base import VectorStore
 
 if TYPE_CHECKING:
     from search.encoder import Encoder
@@ -116,10 +115,8 @@ class Ingestor:
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self.collection = app.collection
         self._pending: list[PendingChunk] = []
         self._ready: list[OpenDocument] = []
-        self._summary = IngestSummary()
         self._stages: Stages | None = None
         self._encode_first: Callable[[Batch], Batch] | None = None
         self._rules = AccessRules()
@@ -134,10 +131,6 @@ class Ingestor:
     @property
     def engine(self) -> Engine:
         return self.app.engine
-
-    @property
-    def store(self) -> VectorStore:
-        return self.app.store
 
     @cached_property
     def encoder(self) -> Encoder:
@@ -198,7 +191,7 @@ class Ingestor:
         self._groups = check_groups(options.groups)
         rules = options.rules or self.app.settings.access_rules
         self._rules = load_rules(Path(rules) if rules else None)
-        summary = self._summary = IngestSummary()
+        summary = IngestSummary()
         self._lease = lease
         started = time.perf_counter()
         sweep_leftovers(self.app, lease.job_id if lease is not None else None)
@@ -219,7 +212,7 @@ class Ingestor:
                     continue
                 seen.add(source)
                 self._ingest_file(item.path, item.root, source, options, summary)
-            self._flush(summary)
+            self._flush()
         if options.prune and not summary.stopped:
             self._prune(paths, seen, summary)
         summary.seconds = time.perf_counter() - started
@@ -237,7 +230,7 @@ class Ingestor:
         unreadable now.
         """
         problems: dict[str, str] = {}
-        summary = self._summary = IngestSummary()
+        summary = IngestSummary()
         self._lease = None
         with self._flowing(summary):
             for document_id in document_ids:
@@ -251,7 +244,7 @@ class Ingestor:
                     problems[document_id] = f"cannot read the file: {_os_reason(exc)}"
                 except (LoadError, InvalidInputError) as exc:
                     problems[document_id] = _reason(exc)
-            self._flush(summary)
+            self._flush()
         return problems
 
     def _reopen(self, row: Document) -> None:
@@ -341,7 +334,7 @@ class Ingestor:
             return
         self._ready.append(document)
         if len(self._pending) >= PENDING_CHUNKS:
-            self._flush(summary)
+            self._flush()
 
     def _chunk(self, document: OpenDocument) -> None:
         """Chunk the document's segments into pending chunks, flushing as needed."""
@@ -400,9 +393,9 @@ class Ingestor:
                 # A huge document is written in bounded pieces; its new
                 # version stays invisible until the catalog switches to it.
                 if len(self._pending) >= 4 * PENDING_CHUNKS:
-                    self._write_pending(self._summary)
+                    self._write_pending()
 
-    def _flush(self, summary: IngestSummary) -> None:
+    def _flush(self) -> None:
         """Hand over the pending chunks with the documents they complete."""
         if self._pending or self._ready:
             self._hand_over(Batch(chunks=self._pending, activate=self._ready))
@@ -448,7 +441,7 @@ class Ingestor:
             stages, self._stages = self._stages, None
             stages.close()
 
-    def _write_pending(self, summary: IngestSummary) -> None:
+    def _write_pending(self) -> None:
         """Hand the pending chunks to be encoded and written, as one batch."""
         if self._pending:
             self._hand_over(Batch(chunks=self._pending))

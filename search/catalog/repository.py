@@ -271,9 +271,7 @@ def put_cached_embeddings(
         }
         for h, v in vectors.items()
     ]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(CachedEmbedding).on_conflict_do_nothing()
+    statement = _dialect_insert(session, CachedEmbedding).on_conflict_do_nothing()
     session.execute(statement, rows)
 
 
