@@ -25,6 +25,7 @@ from search.app import App
 from search.catalog.engine import create_catalog_engine, upgrade
 from search.models import REGISTRY
 from search.settings import Settings
+from search.stores.base import Point
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_PASSAGES = REPO / "samples" / "passages.txt"
@@ -237,3 +238,18 @@ def app(
         app = App(settings, store=ServerStore(QdrantClient(":memory:")))
         yield app
         app.close()
+
+
+def store_points(app: App) -> list[Point]:
+    """Every point of the app's collection, read page by page."""
+    points: list[Point] = []
+    offset: str | None = None
+    while True:
+        page, offset = app.store.scroll(app.collection, limit=256, offset=offset)
+        points += page
+        if offset is None:
+            return points
+
+
+def store_ids(app: App) -> set[str]:
+    return {p.id for p in store_points(app)}

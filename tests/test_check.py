@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TinyModelFactory
+from conftest import TinyModelFactory, store_ids
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -44,16 +44,6 @@ def docs(tmp_path: Path) -> Path:
 
 def ingest(app: App, folder: Path) -> None:
     Ingestor(app).run([folder], IngestOptions(prune=True))
-
-
-def store_ids(app: App) -> set[str]:
-    ids: set[str] = set()
-    offset: str | None = None
-    while True:
-        page, offset = app.store.scroll(app.collection, limit=256, offset=offset)
-        ids.update(p.id for p in page)
-        if offset is None:
-            return ids
 
 
 def points_of(app: App, path: Path) -> list[Point]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, TinyModelFactory
+from conftest import REPO, TinyModelFactory, store_ids
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -83,16 +83,6 @@ def mutate(folder: Path, passages: list[str], rng: random.Random) -> None:
 
 def ingest(app: App, folder: Path) -> IngestSummary:
     return Ingestor(app).run([folder], IngestOptions(prune=True))
-
-
-def store_ids(app: App) -> set[str]:
-    ids: set[str] = set()
-    offset: str | None = None
-    while True:
-        page, offset = app.store.scroll(app.collection, limit=512, offset=offset)
-        ids.update(p.id for p in page)
-        if offset is None:
-            return ids
 
 
 def assert_whole_versions(app: App) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import postgres_database
+from conftest import postgres_database, store_ids
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -253,7 +253,7 @@ def assert_index_is_whole(app: App, oracle: App) -> None:
     report = check(app)
     assert report.consistent, report.lines()
     expected = {point_id(*row) for row in chunks}
-    stored = {p.id for p in scroll_all(app)}
+    stored = store_ids(app)
     assert stored == expected, (
         f"missing points {sorted(expected - stored)[:10]}, "
         f"extra points {sorted(stored - expected)[:10]}"
@@ -261,17 +261,7 @@ def assert_index_is_whole(app: App, oracle: App) -> None:
     with Session(oracle.engine) as session:
         versions = {d.id: d.active_version for d in session.scalars(select(Document))}
     assert versions == {i: d.active_version for i, d in documents.items()}
-    assert stored == {p.id for p in scroll_all(oracle)}
-
-
-def scroll_all(app: App) -> list[Any]:
-    points: list[Any] = []
-    offset: str | None = None
-    while True:
-        page, offset = app.store.scroll(app.collection, limit=100, offset=offset)
-        points += page
-        if offset is None:
-            return points
+    assert stored == store_ids(oracle)
 
 
 @pytest.fixture
