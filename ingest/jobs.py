@@ -141,10 +141,6 @@ class Heartbeat:
             target=self._beat, name=f"lease-{lease.job_id}", daemon=True
         )
 
-    @property
-    def lost(self) -> threading.Event:
-        return self.lease.lost
-
     def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self

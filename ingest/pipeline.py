@@ -118,7 +118,6 @@ class Ingestor:
         self._pending: list[PendingChunk] = []
         self._ready: list[OpenDocument] = []
         self._stages: Stages | None = None
-        self._encode_first: Callable[[Batch], Batch] | None = None
         self._rules = AccessRules()
         self._groups: tuple[str, ...] = ()
         self._lease: Lease | None = None
@@ -427,13 +426,11 @@ class Ingestor:
         first error of either step is raised here (ingest.stages).
         """
         writer = BatchWriter(self.app, lambda: self.encoder, summary, self._lease)
-        overlap = self.overlap()
-        self._encode_first = writer.encode if overlap == "write" else None
         self._stages = Stages(
-            [writer.write] if overlap == "write" else [writer.encode, writer.write],
+            [writer.encode, writer.write],
             depth=STAGE_DEPTH,
             name="ingest",
-            inline=overlap == "none",
+            inline={"all": 0, "write": 1, "none": 2}[self.overlap()],
         )
         try:
             yield
@@ -452,8 +449,6 @@ class Ingestor:
         # their batch is encoded.
         self._attempts.settle()
         assert self._stages is not None, "batches flow only inside _flowing()"
-        if self._encode_first is not None:
-            batch = self._encode_first(batch)
         self._stages.put(batch)
 
     def _discard_partial(self, document_id: str, version: str) -> None:

@@ -126,11 +126,11 @@ def test_the_heartbeat_keeps_the_lease(tmp_path: Path, engine: Engine) -> None:
         job = repo.claim_next_job(session, "beating", lease_s=1.0)
         assert job is not None
     lease = repo.Lease(job.id, "beating", lease_s=1.0)
-    with Heartbeat(_App(), lease) as beat:  # type: ignore[arg-type]
+    with Heartbeat(_App(), lease):  # type: ignore[arg-type]
         time.sleep(2.5)
         with Session(engine) as session:
             assert repo.claim_next_job(session, "thief") is None
             row = session.get(Job, job.id)
             assert row is not None
             assert row.lease_expires_at is not None
-    assert not beat.lost.is_set()
+    assert not lease.lost.is_set()

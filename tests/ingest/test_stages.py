@@ -24,8 +24,8 @@ class Killed(BaseException):
     """A test's stand-in for a kill: no handler catches it."""
 
 
-@pytest.mark.parametrize("inline", [False, True])
-def test_items_go_through_every_step_in_order(inline: bool) -> None:
+@pytest.mark.parametrize("inline", [0, 1, 3])
+def test_items_go_through_every_step_in_order(inline: int) -> None:
     seen: list[int] = []
     steps = [lambda n: n * 10, lambda n: n + 1, seen.append]
     stages = Stages(steps, depth=1, inline=inline)
