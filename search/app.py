@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from search.settings import Settings
 from search.stores.base import CollectionSpec, FieldType, VectorStore
 
 if TYPE_CHECKING:
+    from search.active_index import ActiveIndex
     from search.encoder import Encoder
 
 logger = logging.getLogger(__name__)
@@ -49,7 +51,11 @@ def slug(name: str) -> str:
 
 
 def collection_name(model: str) -> str:
-    """One collection per model: a new model never mixes with the old vectors."""
+    """One collection per model: a new model never mixes with the old vectors.
+
+    ``model`` is best the model's identity (search.models.model_identity),
+    which tells two trainings of one folder apart.
+    """
     return f"chunks-v{INDEX_FORMAT}-{slug(Path(model).name) or 'model'}"
 
 
@@ -65,21 +71,127 @@ class App:
         if store is not None:
             self.__dict__["store"] = store
         self.role = role
-        self.collection = collection_name(self.settings.model)
         self._lock = ProcessLock(self.settings.data_dir / "store.lock")
+        self._active: ActiveIndex | None = None
+        self._warned_model: str | None = None
+        # Encoders of other indexes than the active one (a reindex's target,
+        # the index before a switch), by identity.
+        self._other_encoders: dict[str, Encoder] = {}
+        self._encoders_lock = threading.Lock()
+
+    # -- the active index: model and collection ----------------------------
+
+    @property
+    def active(self) -> ActiveIndex:
+        """The model and collection searches use (read once; see refresh_active)."""
+        if self._active is None:
+            self._active = self._read_active()
+        return self._active
+
+    @property
+    def collection(self) -> str:
+        return self.active.collection
+
+    def refresh_active(self) -> bool:
+        """Read the catalog's active index again; True when it changed.
+
+        Long-running processes (the UI, workers between jobs) call this; the
+        new model is loaded on its first use.
+        """
+        latest = self._read_active()
+        if latest == self._active:
+            return False
+        self.use_active(latest)
+        return True
+
+    def use_active(self, active: ActiveIndex) -> None:
+        """Work on ``active`` from now on (its encoder loaded on first use)."""
+        with self._encoders_lock:
+            previous = self._active
+            self._active = active
+            if previous is None or previous.identity == active.identity:
+                return
+            loaded = self.__dict__.pop("encoder", None)
+            self.__dict__.pop("chunk_sizes", None)
+            ready = self._other_encoders.pop(active.identity, None)
+            # Keep one other: the index before the switch, for searches on it.
+            self._other_encoders = (
+                {previous.identity: loaded} if loaded is not None else {}
+            )
+            if ready is not None:
+                self.__dict__["encoder"] = ready
+
+    def encoder_for(self, index: ActiveIndex) -> Encoder:
+        """The encoder of ``index``: the active one's, or one loaded for it."""
+        if index.identity == self.active.identity:
+            return self.encoder
+        from search.encoder import Encoder
+
+        with self._encoders_lock:
+            found = self._other_encoders.get(index.identity)
+            if found is None:
+                s = self.settings
+                found = Encoder(index.model, device=s.device, precision=s.precision)
+                self._other_encoders = {index.identity: found}
+            return found
+
+    def _read_active(self) -> ActiveIndex:
+        from search.active_index import index_for, load_active
+
+        recorded = load_active(self.engine)
+        configured = self.settings.model
+        if recorded is None:
+            return index_for(configured)
+        explicit = "model" in self.settings.model_fields_set
+        if (
+            explicit
+            and configured != recorded.model
+            and self._warned_model != configured
+        ):
+            if index_for(configured).identity != recorded.identity:
+                logger.warning(
+                    "SEMSEARCH_MODEL=%s is not the index's model (%s): searches "
+                    "and ingests use %s; switch with `semsearch reindex --model %s`",
+                    configured,
+                    recorded.model,
+                    recorded.model,
+                    configured,
+                )
+            self._warned_model = configured
+        return recorded
+
+    def record_active(self) -> None:
+        """Record the active index in the catalog if no index is recorded yet
+        (the first ingest's collection is then the live one by name)."""
+        from sqlalchemy.exc import IntegrityError
+        from sqlalchemy.orm import Session
+
+        from search.active_index import read_active, write_active
+
+        with Session(self.engine) as session:
+            if read_active(session) is not None:
+                return
+            write_active(session, self.active)
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()  # another process recorded it first
+        self.refresh_active()
 
     @cached_property
     def encoder(self) -> Encoder:
         from search.encoder import Encoder
 
         s = self.settings
-        return Encoder(s.model, device=s.device, precision=s.precision)
+        return Encoder(self.active.model, device=s.device, precision=s.precision)
 
     @cached_property
     def chunk_sizes(self) -> tuple[int, int]:
+        return self.chunk_sizes_for(self.encoder)
+
+    def chunk_sizes_for(self, encoder: Encoder) -> tuple[int, int]:
         """Chunk size and overlap in model tokens: the settings', within the
         model's window (less its special tokens), the overlap under half."""
-        encoder = self.encoder
         size = min(
             self.settings.chunk_tokens, encoder.max_seq_length - encoder.special_tokens
         )
@@ -119,10 +231,14 @@ class App:
             raise
 
     def ensure_collection(self) -> None:
-        spec = CollectionSpec(
-            dimension=self.encoder.dimension, indexes=INDEXED_FIELDS, sparse=True
-        )
-        self.store.create_collection(self.collection, spec)
+        """Create the active collection if absent, and record it as active."""
+        self.store.create_collection(self.collection, self.collection_spec())
+        self.record_active()
+
+    def collection_spec(self, encoder: Encoder | None = None) -> CollectionSpec:
+        """What a collection for ``encoder`` (default: the active one) holds."""
+        dimension = (encoder or self.encoder).dimension
+        return CollectionSpec(dimension=dimension, indexes=INDEXED_FIELDS, sparse=True)
 
     def read_owner(self) -> dict[str, Any] | None:
         """Who holds the embedded store now (pid, role), if anyone said so."""

@@ -32,16 +32,21 @@ def text_hash(text: str) -> str:
 
 def cache_key(encoder: Encoder) -> str:
     """The cache's model key: the model and the precision it encodes at."""
-    return f"{encoder.model_name}@{encoder.precision}"
+    return f"{encoder.identity}@{encoder.precision}"
 
 
 def embed_cached(
-    engine: Engine, encoder: Encoder, hashes: list[str], texts: list[str]
+    engine: Engine,
+    encoder: Encoder,
+    hashes: list[str],
+    texts: list[str],
+    store: bool = True,
 ) -> tuple[Vectors, int]:
     """Vectors by text hash for ``texts`` (cache first), and how many were encoded.
 
     Texts repeated in one call are encoded once; new vectors are stored in
-    one commit.
+    one commit, unless ``store`` is False (a caller holding SQLite's write
+    lock in another session, which the insert would wait on).
     """
     key = cache_key(encoder)
     with Session(engine) as session:
@@ -52,8 +57,9 @@ def embed_cached(
             list(missing.values()), batch_size=encoder.bulk_batch_size
         )
         new = dict(zip(missing, encoded, strict=True))
-        with Session(engine) as session:
-            repo.put_cached_embeddings(session, key, new)
-            session.commit()
+        if store:
+            with Session(engine) as session:
+                repo.put_cached_embeddings(session, key, new)
+                session.commit()
         vectors.update(new)
     return vectors, len(missing)

@@ -28,7 +28,7 @@ from search.device import DTYPES, select_device, select_precision
 from search.errors import InvalidInputError, ModelConfigError
 from search.lean_bert import LeanBert
 from search.model_config import read_model_config
-from search.models import DEFAULT_MODEL, resolve_model
+from search.models import DEFAULT_MODEL, model_identity, resolve_model
 from search.pooling import pool
 
 logger = logging.getLogger(__name__)
@@ -95,6 +95,8 @@ class Encoder:
     ) -> None:
         self.model_name = str(model)
         self.path = resolve_model(model)
+        # The weights' name: the embedding cache and collections are keyed by it.
+        self.identity = model_identity(model)
         self.config = read_model_config(self.path)
         self.device = select_device(device)
         self.precision = select_precision(precision, self.device)

@@ -11,6 +11,8 @@ point (the CLI, the UI) catches one type and shows its message as one line::
     │   └── CatalogUnavailableError   its server cannot be reached (transient)
     ├── StoreLockedError        the embedded vector store is open in another process
     ├── LeaseLostError          a worker's job was taken over (its lease expired)
+    ├── IndexSwitchedError      a reindex switched models while an ingest ran
+    ├── ReindexRefusedError     a reindex found a reason not to switch (its gate)
     └── StoreUnavailableError   the Qdrant server cannot be reached (transient)
         └── StoreRefusedError   it answered but refused the API key (not retried)
 
@@ -64,3 +66,13 @@ class LeaseLostError(SemsearchError):
 
 class StoreRefusedError(StoreUnavailableError):
     """The Qdrant server answered but refused the API key: waiting cannot help."""
+
+
+class IndexSwitchedError(SemsearchError):
+    """A reindex made another collection live while this ingest wrote to the
+    old one: nothing of the run is made active, and it runs again."""
+
+
+class ReindexRefusedError(SemsearchError):
+    """The reindex did not switch: the gate scored the new model lower, or
+    the live index lacks points it would copy."""

@@ -24,20 +24,23 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from search import bm25
 from search.analysis import Analyzer
-from search.app import INDEX_FORMAT, App, slug
+from search.app import INDEX_FORMAT, App, collection_name, slug
 from search.chunking import chunk_spans
 from search.embedding_cache import embed_cached, text_hash
 from search.errors import InvalidInputError
 from search.metrics import average_precision, mrr_at_k, ndcg_at_k, recall_at_k
 from search.retrieval import Ranking, fetcher
 from search.stores.base import CollectionSpec, FieldType, Point
+
+if TYPE_CHECKING:
+    from search.encoder import Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -135,16 +138,25 @@ def _splits(folder: Path) -> str:
 class Evaluator:
     """Indexes one BEIR collection for an App's model and runs its queries."""
 
-    def __init__(self, app: App, data: BeirData, whole_documents: bool = False) -> None:
+    def __init__(
+        self,
+        app: App,
+        data: BeirData,
+        whole_documents: bool = False,
+        encoder: Encoder | None = None,
+    ) -> None:
         """``whole_documents``: one point per record, its text cut at the model's
-        limit, as BEIR's own evaluations do, instead of ingest's chunks."""
+        limit, as BEIR's own evaluations do, instead of ingest's chunks.
+        ``encoder``: the model to evaluate (default: the index's)."""
         self.app = app
         self.data = data
         self.whole_documents = whole_documents
+        self.encoder = encoder or app.encoder
         name = slug(data.name) or "beir"
         if whole_documents:
             name += "-whole"
-        self.collection = f"eval-{name}-{app.collection.removeprefix('chunks-')}"
+        model = collection_name(self.encoder.identity).removeprefix("chunks-")
+        self.collection = f"eval-{name}-{model}"
         self.analyzer = Analyzer(app.settings.language)
 
     @property
@@ -168,7 +180,7 @@ class Evaluator:
         started = time.perf_counter()
         store.delete_collection(self.collection)
         chunks = self._chunks()
-        encoder = self.app.encoder
+        encoder = self.encoder
         store.create_collection(
             self.collection,
             CollectionSpec(
@@ -257,15 +269,15 @@ class Evaluator:
 
     def _encode_query(self, text: str) -> npt.NDArray[np.float32]:
         # Encoded anew for every mode, so that each mode's latency is its own.
-        return self.app.encoder.encode(text)
+        return self.encoder.encode(text)
 
     def _chunks(self) -> list[tuple[str, int, str]]:
         if self.whole_documents:
             return [(doc_id, 0, text) for doc_id, text in self.data.corpus.items()]
         chunks = []
         for doc_id, text in self.data.corpus.items():
-            offsets = self.app.encoder.token_offsets(text)
-            spans = chunk_spans(text, offsets, *self.app.chunk_sizes)
+            offsets = self.encoder.token_offsets(text)
+            spans = chunk_spans(text, offsets, *self.app.chunk_sizes_for(self.encoder))
             for ordinal, span in enumerate(spans):
                 chunks.append((doc_id, ordinal, text[span.start : span.end]))
         return chunks
@@ -275,9 +287,7 @@ class Evaluator:
     ) -> tuple[list[npt.NDArray[np.float32]], int]:
         """Embeddings of ``texts`` (cache first) and how many were encoded."""
         hashes = [text_hash(t) for t in texts]
-        vectors, encoded = embed_cached(
-            self.app.engine, self.app.encoder, hashes, texts
-        )
+        vectors, encoded = embed_cached(self.app.engine, self.encoder, hashes, texts)
         return [vectors[h] for h in hashes], encoded
 
     def _manifest(self) -> dict[str, Any]:
@@ -287,8 +297,8 @@ class Evaluator:
             digest.update(f"{doc_id}\0{text}\0".encode())
         return {
             "corpus_sha256": digest.hexdigest(),
-            "model": self.app.encoder.model_name,
-            "precision": self.app.encoder.precision,
+            "model": self.encoder.identity,
+            "precision": self.encoder.precision,
             "chunk_tokens": s.chunk_tokens,
             "chunk_overlap": s.chunk_overlap,
             "language": s.language,

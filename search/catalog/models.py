@@ -1,4 +1,4 @@
-"""The catalog's tables: documents, their chunks, ingest jobs, cached embeddings.
+"""The catalog's tables: documents, chunks, jobs, cached embeddings, index settings.
 
 The catalog is the source of truth; the vector store is an index of it. A
 document's points carry the ``version`` (content hash) they were made from,
@@ -154,6 +154,18 @@ class CachedEmbedding(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow
+    )
+
+
+class IndexSetting(Base):
+    """One setting of the index, by key (see search.active_index)."""
+
+    __tablename__ = "index_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
 
 
