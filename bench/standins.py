@@ -54,6 +54,7 @@ class FixedCostEncoder:
     """
 
     model_name = "fixed-cost"
+    identity = "fixed-cost"
     precision = "fp32"
     max_seq_length = 256
     special_tokens = 2

@@ -27,12 +27,13 @@ from ingest.consistency import crash_point, delete_inactive_versions, point_id
 from ingest.documents import LoadedDocument
 from ingest.summary import IngestSummary
 from search import bm25
+from search.active_index import ActiveIndex, read_active
 from search.app import App
 from search.catalog import repository as repo
 from search.catalog.models import Document, DocumentStatus, utcnow
 from search.catalog.repository import Lease
 from search.embedding_cache import embed_cached
-from search.errors import LeaseLostError
+from search.errors import IndexSwitchedError, LeaseLostError
 from search.stores.base import Point
 
 if TYPE_CHECKING:
@@ -96,12 +97,15 @@ class BatchWriter:
     def __init__(
         self,
         app: App,
+        index: ActiveIndex,
         encoder: Callable[[], Encoder],
         summary: IngestSummary,
         lease: Lease | None = None,
     ) -> None:
-        """``encoder`` is called for the model when a batch first needs it."""
+        """``encoder`` (of ``index``'s model) is called when a batch first
+        needs it."""
         self.app = app
+        self.index = index
         self._encoder = encoder
         self.summary = summary
         self.lease = lease
@@ -169,9 +173,13 @@ class BatchWriter:
             self._add_rows(batch.chunks)
             crash_point("rows-written")
             if not self._collection_ready:
-                self.app.ensure_collection()
+                self.app.store.create_collection(
+                    self.index.collection, self.app.collection_spec(self._encoder())
+                )
+                if self.index == self.app.active:
+                    self.app.record_active()
                 self._collection_ready = True
-            self.app.store.upsert(self.app.collection, batch.points)
+            self.app.store.upsert(self.index.collection, batch.points)
             crash_point("points-written")
         if batch.activate:
             self._activate(batch.activate)
@@ -208,7 +216,9 @@ class BatchWriter:
         ingest.consistency), one store call for the whole batch. With a lease,
         the commit is fenced by it: the job's row stays locked from the check
         to the commit, so no other worker can take the job over in between
-        and sweep this batch's points (repository.hold_lease).
+        and sweep this batch's points (repository.hold_lease). It is also
+        fenced by the active index: once a reindex has switched to another
+        collection, nothing written to this one may become active.
         """
         with Session(self.app.engine) as session:
             lease = self.lease
@@ -218,6 +228,12 @@ class BatchWriter:
                 session.rollback()
                 lease.lost.set()
                 check_lease(lease)
+            active = read_active(session, lock=True)
+            if active is not None and active.collection != self.index.collection:
+                session.rollback()
+                raise IndexSwitchedError(
+                    f"the index switched to model {active.model} during this run"
+                )
             rows = repo.get_documents(
                 session, (d.document_id for d in documents), for_update=True
             )

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from sqlalchemy.orm import Session
 
@@ -35,13 +35,18 @@ from search.app import App
 from search.catalog import repository as repo
 from search.catalog.models import Job, JobStatus, utcnow
 from search.catalog.repository import Lease
-from search.errors import LeaseLostError, SemsearchError
+from search.errors import IndexSwitchedError, LeaseLostError, SemsearchError
 from search.retry import Backoff, is_transient, with_retries
+
+if TYPE_CHECKING:
+    from ingest.reindex import ReindexSummary
 
 logger = logging.getLogger(__name__)
 
 INGEST = "ingest"
+REINDEX = "reindex"
 T = TypeVar("T")
+Summary = Union["IngestSummary", "ReindexSummary"]
 
 
 class JobTakenError(SemsearchError):
@@ -102,8 +107,13 @@ def options_of(params: dict[str, Any]) -> IngestOptions:
     )
 
 
-def enqueue(app: App, params: dict[str, Any], backoff: Backoff | None = None) -> int:
-    """Queue an ingest job, or resume the same one queued again after a stop.
+def enqueue(
+    app: App,
+    params: dict[str, Any],
+    backoff: Backoff | None = None,
+    kind: str = INGEST,
+) -> int:
+    """Queue a job, or resume the same one queued again after a stop.
 
     A catalog server that is briefly away is waited for (``backoff``; default:
     the settings').
@@ -111,9 +121,9 @@ def enqueue(app: App, params: dict[str, Any], backoff: Backoff | None = None) ->
 
     def create() -> int:
         with Session(app.engine) as session:
-            job = repo.get_retry_job(session, INGEST, params)
+            job = repo.get_retry_job(session, kind, params)
             if job is None:
-                job = repo.create_job(session, INGEST, params)
+                job = repo.create_job(session, kind, params)
                 session.commit()
             return job.id
 
@@ -176,8 +186,9 @@ def run_job(
     progress: Callable[[str], None] | None = None,
     backoff: Backoff | None = None,
     stop: threading.Event | None = None,
-) -> IngestSummary:
-    """Run a claimed job and record its outcome.
+) -> Summary:
+    """Run a claimed job (an ingest, or a reindex: ingest.reindex) and record
+    its outcome.
 
     When ``stop`` is set meanwhile (the worker shuts down), the run ends after
     the file at hand and the job goes back to the queue (not counted as an
@@ -194,16 +205,9 @@ def run_job(
         with_retries(lambda: app.store, backoff)
         if app.settings.embedded_store:
             recover_abandoned(app, job.id, backoff)
-        paths = [Path(p) for p in job.params["paths"]]
         lease = Lease(job.id, job.worker or worker_name(), app.settings.job_lease_s)
         with Heartbeat(app, lease):
-            summary = Ingestor(app).run(
-                paths,
-                options_of(job.params),
-                progress=progress,
-                lease=lease,
-                stop=stop,
-            )
+            summary = _run_kind(app, job, lease, progress, stop)
     except LeaseLostError:
         # Nothing to record: the job is the next holder's, who reruns it.
         raise
@@ -231,6 +235,36 @@ def run_job(
         worker=job.worker,
     )
     return summary
+
+
+def _run_kind(
+    app: App,
+    job: Job,
+    lease: Lease,
+    progress: Callable[[str], None] | None,
+    stop: threading.Event | None,
+) -> Summary:
+    if job.kind == REINDEX:
+        from ingest.reindex import Reindexer
+
+        gate = job.params.get("gate")
+        return Reindexer(app, job.params["model"], lease, stop, progress).run(
+            Path(gate) if gate else None, job.params.get("split") or "test"
+        )
+    paths = [Path(p) for p in job.params["paths"]]
+    # A reindex may switch the index while the run writes; nothing it wrote
+    # became active then, and it runs again on the new index (twice at most).
+    for attempt in range(3):
+        app.refresh_active()
+        try:
+            return Ingestor(app).run(
+                paths, options_of(job.params), progress=progress, lease=lease, stop=stop
+            )
+        except IndexSwitchedError as exc:
+            if attempt == 2:
+                raise
+            logger.info("Job %d: %s; running it again", job.id, exc)
+    raise AssertionError("unreachable")
 
 
 def recover_abandoned(app: App, current: int, backoff: Backoff) -> int:
@@ -353,14 +387,14 @@ def run_claimed(
     job_id: int,
     progress: Callable[[str], None] | None = None,
     backoff: Backoff | None = None,
-) -> IngestSummary:
+) -> Summary:
     """Claim job ``job_id`` (queued by this process, due or not) and run it here."""
     with Session(app.engine, expire_on_commit=False) as session:
         job = repo.claim_job(
             session, job_id, worker_name(), lease_s=app.settings.job_lease_s
         )
     if job is None:
-        raise JobTakenError(f"ingest job {job_id} was taken by another worker")
+        raise JobTakenError(f"job {job_id} was taken by another worker")
     return run_job(app, job, progress=progress, backoff=backoff)
 
 

@@ -115,6 +115,9 @@ class Ingestor:
 
     def __init__(self, app: App) -> None:
         self.app = app
+        # The index this run writes to, fixed for the run: a switch meanwhile
+        # (ingest.reindex) refuses its activations, and the job runs again.
+        self.index = app.active
         self._pending: list[PendingChunk] = []
         self._ready: list[OpenDocument] = []
         self._stages: Stages | None = None
@@ -124,7 +127,7 @@ class Ingestor:
         self._attempts = Attempts(
             app.engine,
             app.settings.retry_attempts,
-            before_first=lambda: self.app.chunk_sizes,  # loads the encoder
+            before_first=lambda: self.chunk_sizes,  # loads the encoder
         )
 
     @property
@@ -133,7 +136,11 @@ class Ingestor:
 
     @cached_property
     def encoder(self) -> Encoder:
-        return self.app.encoder
+        return self.app.encoder_for(self.index)
+
+    @cached_property
+    def chunk_sizes(self) -> tuple[int, int]:
+        return self.app.chunk_sizes_for(self.encoder)
 
     def version_of(
         self,
@@ -142,7 +149,8 @@ class Ingestor:
         groups: Sequence[str] = (),
     ) -> str:
         """The version a file gets: its content hash, the tags and groups the
-        run assigns it, the model and chunking.
+        run assigns it, the chunking, and the model the index was first built
+        with (a reindex to another model keeps the chunks, so not its model).
 
         Changing any of them makes the file a new version, written beside the
         old one and switched to in one commit (embeddings come from the cache),
@@ -150,7 +158,7 @@ class Ingestor:
         """
         s = self.app.settings
         key = (
-            f"{content_hash}:{s.model}:{s.chunk_tokens}:{s.chunk_overlap}"
+            f"{content_hash}:{self.index.chunked_with}:{s.chunk_tokens}:{s.chunk_overlap}"
             f":{s.language}:index-{INDEX_FORMAT}"
             f":tags={','.join(sorted(set(tags)))}:groups={','.join(groups)}"
         )
@@ -352,7 +360,7 @@ class Ingestor:
         }
         for segment in loaded.segments:
             offsets = self.encoder.token_offsets(segment.text)
-            spans = chunk_spans(segment.text, offsets, *self.app.chunk_sizes)
+            spans = chunk_spans(segment.text, offsets, *self.chunk_sizes)
             for span in spans:
                 text = segment.text[span.start : span.end]
                 text_hash = embedding_cache.text_hash(text)
@@ -425,7 +433,9 @@ class Ingestor:
         says. On the way out every batch handed over is written, and the
         first error of either step is raised here (ingest.stages).
         """
-        writer = BatchWriter(self.app, lambda: self.encoder, summary, self._lease)
+        writer = BatchWriter(
+            self.app, self.index, lambda: self.encoder, summary, self._lease
+        )
         self._stages = Stages(
             [writer.encode, writer.write],
             depth=STAGE_DEPTH,

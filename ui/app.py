@@ -12,6 +12,7 @@ st.set_page_config(page_title="semsearch", page_icon=":material/search:", layout
 # Every page runs after this: nobody signed in, no page (access fails closed).
 st.session_state.pop(identity.VIEWER_KEY, None)
 with shown_errors():
+    runtime().follow_active()
     searcher = runtime().searcher
     settings = runtime().app.settings
     current = identity.viewer(settings, searcher.policy)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -71,6 +72,10 @@ class SentenceVectors:
         return np.stack(rows)
 
 
+# How often a page run looks whether a reindex switched the index.
+ACTIVE_CHECK_S = 5.0
+
+
 @dataclass
 class Runtime:
     """The App, its searcher, and the lock that keeps ingests one at a time."""
@@ -83,6 +88,35 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.sentence_vectors = SentenceVectors(self.searcher.encoder)
+        self._checked_at = time.monotonic()
+        self._following = threading.Lock()
+
+    def follow_active(self) -> None:
+        """Move the searcher to the index a reindex switched to, if it did.
+
+        Looked up at most every ACTIVE_CHECK_S, and only while no ingest runs
+        here (a run keeps the index it began with). Searches already under
+        way finish on the old collection, which a reindex keeps.
+        """
+        now = time.monotonic()
+        if now - self._checked_at < ACTIVE_CHECK_S or not self._following.acquire(
+            blocking=False
+        ):
+            return
+        try:
+            self._checked_at = now
+            if self.ingest_lock.acquire(blocking=False):
+                try:
+                    self.app.refresh_active()
+                finally:
+                    self.ingest_lock.release()
+            if self.app.collection != self.searcher.collection:
+                searcher = Searcher.for_app(self.app)  # loads the new model
+                self.sentence_vectors = SentenceVectors(searcher.encoder)
+                self.searcher = searcher
+                logger.info("Searching %s now", self.app.collection)
+        finally:
+            self._following.release()
 
     def ingest(
         self,
@@ -93,7 +127,9 @@ class Runtime:
         """Run an ingest here and now (recorded as a job, like the CLI's)."""
         with self.ingest_lock:
             job_id = jobs.enqueue(self.app, jobs.ingest_params(paths, options))
-            return jobs.run_claimed(self.app, job_id, progress=progress)
+            summary = jobs.run_claimed(self.app, job_id, progress=progress)
+        assert isinstance(summary, IngestSummary)
+        return summary
 
     def start_job_runner(self) -> None:
         self._runner = threading.Thread(

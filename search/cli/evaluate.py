@@ -41,6 +41,11 @@ def register(subparsers: Any) -> None:
         help="index each record as one passage cut at the model's limit (BEIR's "
         "convention) instead of ingest's chunks",
     )
+    parser.add_argument(
+        "--model",
+        help="evaluate this model (a registered name or a folder) instead of "
+        "the index's; it gets eval collections of its own",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run)
 
@@ -54,7 +59,14 @@ def run(args: argparse.Namespace) -> int:
     modes = MODES if args.mode == "all" else (args.mode or DEFAULT_MODE.value,)
     app = open_app(args)
     try:
-        evaluator = Evaluator(app, data, whole_documents=args.whole_documents)
+        encoder = None
+        if args.model:
+            from search.active_index import index_for
+
+            encoder = app.encoder_for(index_for(args.model))
+        evaluator = Evaluator(
+            app, data, whole_documents=args.whole_documents, encoder=encoder
+        )
         print(
             f"indexing {len(data.corpus)} documents of {data.name} ...",
             file=sys.stderr,

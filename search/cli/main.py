@@ -19,9 +19,11 @@ from search.cli import (
     check,
     encode,
     evaluate,
+    finetune,
     ingest,
     jobs,
     models,
+    reindex,
     search,
     status,
     ui,
@@ -29,7 +31,19 @@ from search.cli import (
 from search.errors import SemsearchError
 
 Handler = Callable[[argparse.Namespace], int]
-COMMAND_GROUPS = (ingest, search, status, check, jobs, ui, evaluate, models, encode)
+COMMAND_GROUPS = (
+    ingest,
+    search,
+    status,
+    check,
+    jobs,
+    ui,
+    evaluate,
+    models,
+    reindex,
+    finetune,
+    encode,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -389,6 +389,35 @@ class ServerStore:
             )
 
     @_retried
+    def point_alias(self, alias: str, name: str) -> None:
+        """Make ``alias`` name collection ``name``, in one atomic server call
+        (the old alias is dropped and the new one made together)."""
+        with self._errors(name):
+            actions: list[Any] = []
+            if self.alias_target(alias) is not None:
+                actions.append(
+                    models.DeleteAliasOperation(
+                        delete_alias=models.DeleteAlias(alias_name=alias)
+                    )
+                )
+            actions.append(
+                models.CreateAliasOperation(
+                    create_alias=models.CreateAlias(
+                        collection_name=check_name(name), alias_name=alias
+                    )
+                )
+            )
+            self._client.update_collection_aliases(change_aliases_operations=actions)
+
+    def alias_target(self, alias: str) -> str | None:
+        """The collection ``alias`` names, or None."""
+        with self._errors():
+            for found in self._client.get_aliases().aliases:
+                if found.alias_name == alias:
+                    return str(found.collection_name)
+        return None
+
+    @_retried
     def count(self, name: str, filter: Filter | None = None) -> int:
         with self._errors(name):
             result = self._client.count(
