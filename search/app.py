@@ -136,12 +136,17 @@ class App:
             return found
 
     def _read_active(self) -> ActiveIndex:
-        from search.active_index import index_for, load_active
+        from search.active_index import ActiveIndex, index_for, load_active
 
         recorded = load_active(self.engine)
         configured = self.settings.model
         if recorded is None:
-            return index_for(configured)
+            loaded = self.__dict__.get("encoder")  # its identity is known
+            if loaded is None:
+                return index_for(configured)
+            return ActiveIndex(
+                configured, loaded.identity, collection_name(loaded.identity)
+            )
         explicit = "model" in self.settings.model_fields_set
         if (
             explicit

@@ -20,9 +20,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,7 +49,12 @@ LOG_FILE = "training-log.jsonl"
 
 # Accepted JSON-lines shapes: keys of a pair, and of a scored pair.
 _PAIR_KEYS = (("query", "passage"), ("anchor", "positive"), ("text1", "text2"))
-_SCORED_KEYS = (("text1", "text2"), ("sentence1", "sentence2"), ("query", "passage"))
+_SCORED_KEYS = (
+    ("text1", "text2"),
+    ("sentence1", "sentence2"),
+    ("query", "passage"),
+    ("anchor", "positive"),
+)
 
 
 @dataclass(frozen=True)
@@ -148,7 +153,7 @@ def beir_examples(folder: Path) -> list[Example]:
 
 def _jsonl_examples(path: Path) -> Iterator[Example]:
     with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+        for number, line in _numbered(path, lines):
             if not line.strip():
                 continue
             try:
@@ -159,6 +164,13 @@ def _jsonl_examples(path: Path) -> Iterator[Example]:
                 yield _example_of(record)
             except InvalidInputError as exc:
                 raise InvalidInputError(f"{path}:{number}: {exc}") from None
+
+
+def _numbered(path: Path, lines: Iterator[str]) -> Iterator[tuple[int, str]]:
+    try:
+        yield from enumerate(lines, start=1)
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path}: not UTF-8 text (save it as UTF-8)") from None
 
 
 def _example_of(record: Any) -> Example:
@@ -243,9 +255,10 @@ def batches(
                 seen |= texts
             else:
                 later.append(index)
-        if len(batch) < 2:
-            break
-        result.append(batch)
+        # Each round places at least its first example, so the loop ends; a
+        # batch of one is dropped, and the rest still make batches.
+        if len(batch) > 1:
+            result.append(batch)
         waiting = later
     return result
 
@@ -380,7 +393,8 @@ def finetune(
     )
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    work = out.parent / f".{out.name}.partial-{os.getpid()}-{time.time_ns()}"
+    work.mkdir()  # the usual permissions (mkdtemp's 0700 would hide the model)
     try:
         result = TrainResult(out, len(examples), total, 0.0)
         started = time.perf_counter()

@@ -69,10 +69,11 @@ def run_status(args: argparse.Namespace) -> int:
         store_points = None
         if app.store.collection_exists(app.collection):
             store_points = app.store.count(app.collection, build_filter(None, access))
+        model = app.active.model
     finally:
         app.close()
 
-    registered = find_registered(s.model)
+    registered = find_registered(model)
     sizes = {
         "catalog": _folder_size(s.data_dir / "catalog.sqlite3")
         if s.embedded_catalog
@@ -87,7 +88,7 @@ def run_status(args: argparse.Namespace) -> int:
         "documents_total": sum(documents.values()),
         "chunks": chunks,
         "points": store_points,
-        "model": s.model,
+        "model": model,
         "dimension": registered.dimension if registered else None,
         "collection": app.collection,
         "catalog": s.catalog_url_safe,
@@ -103,7 +104,7 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"user       {principal.describe()}: counts of {scope}")
     print(f"documents  {info['documents_total']} ({by_status})")
     print(f"chunks     {chunks} (points in the store: {store_points or 0})")
-    print(f"model      {s.model}")
+    print(f"model      {model} (collection {app.collection})")
     print(f"catalog    {info['catalog']}")
     print(f"store      {info['store']}")
     for name, size in sizes.items():
