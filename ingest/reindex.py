@@ -82,6 +82,17 @@ class ReindexSummary:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def one_line(self) -> str:
+        if self.note:
+            return self.note
+        if self.stopped:
+            return f"stopped before the switch; search stays on {self.previous}"
+        return (
+            f"switched to {self.collection}: {self.documents} documents, "
+            f"{self.chunks} chunks ({self.chunks_encoded} encoded) in "
+            f"{self.seconds:.1f} s"
+        )
+
     @classmethod
     def from_dict(cls, value: dict[str, Any]) -> ReindexSummary:
         known = set(cls.__dataclass_fields__)

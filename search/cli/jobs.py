@@ -95,14 +95,21 @@ def _job_line(row: dict[str, Any]) -> str:
 
 def _job_row(job: Any, max_attempts: int) -> dict[str, Any]:
     """A job as the listing shows it; ``next_attempt`` only for a queued retry."""
+    from ingest.jobs import REINDEX
+    from ingest.reindex import ReindexSummary
     from ingest.summary import IngestSummary
 
-    summary = IngestSummary.from_dict(job.summary) if job.summary else None
+    kind = ReindexSummary if job.kind == REINDEX else IngestSummary
+    summary = kind.from_dict(job.summary) if job.summary else None
     waiting = job.status == "queued" and job.not_before is not None
+    paths = list(job.params.get("paths", []))
+    if job.kind == REINDEX:
+        paths = [f"reindex to {job.params.get('model')}"]
     return {
         "id": job.id,
+        "kind": job.kind,
         "status": job.status,
-        "paths": list(job.params.get("paths", [])),
+        "paths": paths,
         "worker": job.worker,
         "created": job.created_at,
         "finished": job.finished_at,

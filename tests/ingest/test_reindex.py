@@ -332,3 +332,23 @@ def test_the_reindex_command_switches_and_reports(
 
     assert main(["reindex", "--model", str(tmp_path / "nowhere")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_jobs_listing_describes_a_reindex(
+    tmp_path: Path,
+    docs: Path,
+    tiny_model: TinyModelFactory,
+    other_model: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SEMSEARCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SEMSEARCH_MODEL", str(tiny_model()))
+    assert main(["ingest", str(docs)]) == 0
+    assert main(["reindex", "--model", str(other_model)]) == 0
+    capsys.readouterr()
+    assert main(["jobs", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    reindex_row = next(r for r in rows if r["kind"] == "reindex")
+    assert reindex_row["paths"] == [f"reindex to {other_model}"]
+    assert reindex_row["summary_line"].startswith("switched to chunks-")
