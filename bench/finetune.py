@@ -114,8 +114,8 @@ def main() -> int:
     report: dict[str, Any] = {"config": vars(args) | {"examples": len(train_examples)}}
 
     def score_epoch(epoch: int, model: Any) -> None:
-        if epoch == args.epochs:
-            return  # the final model is scored below, from its folder
+        if epoch == args.epochs or not args.holdout:
+            return  # the final model is scored below; test only once
         began = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
             save_folder(model, Path(folder))

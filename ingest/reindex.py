@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ingest.batches import check_lease
@@ -46,7 +46,7 @@ from search.active_index import (
 from search.analysis import Analyzer
 from search.app import App
 from search.catalog import repository as repo
-from search.catalog.models import Document, DocumentStatus
+from search.catalog.models import Chunk, Document, DocumentStatus
 from search.catalog.repository import Lease
 from search.embedding_cache import embed_cached, text_hash
 from search.errors import InvalidInputError, ReindexRefusedError
@@ -78,6 +78,7 @@ class ReindexSummary:
     gate: dict[str, Any] | None = None
     seconds: float = 0.0
     note: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,6 +167,7 @@ class Reindexer:
             return summary
         if gate is not None:
             summary.gate = self.check_gate(gate, split)
+        self._check_window()
         store = self.app.store
         store.create_collection(
             self.target.collection, self.app.collection_spec(self.encoder)
@@ -185,6 +187,29 @@ class Reindexer:
         summary.switched = True
         summary.seconds = round(time.perf_counter() - started, 1)
         return summary
+
+    def _check_window(self) -> None:
+        """Warn when indexed chunks are longer than the new model reads.
+
+        The chunks are kept as they are (their token counts are the first
+        model's), so a model with a shorter window would not see their ends.
+        """
+        with Session(self.app.engine) as session:
+            longest = session.scalar(
+                select(func.max(Chunk.token_count))
+                .join(Document, Document.id == Chunk.document_id)
+                .where(Chunk.version == Document.active_version)
+            )
+        window = self.encoder.max_seq_length - self.encoder.special_tokens
+        if longest is not None and longest > window:
+            message = (
+                f"the longest chunk has {longest} tokens (of {self.source.chunked_with}"
+                f"'s tokenizer) and {self.target.model} reads {window}: chunk ends "
+                "beyond that are not embedded; a smaller SEMSEARCH_CHUNK_TOKENS and "
+                "a fresh ingest make chunks that fit"
+            )
+            logger.warning("%s", message)
+            self.summary.warnings.append(message)
 
     # -- the gate -----------------------------------------------------------
 

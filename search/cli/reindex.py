@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(summary: Any) -> None:
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if summary.note:
         print(summary.note)
         return

@@ -352,3 +352,20 @@ def test_the_jobs_listing_describes_a_reindex(
     reindex_row = next(r for r in rows if r["kind"] == "reindex")
     assert reindex_row["paths"] == [f"reindex to {other_model}"]
     assert reindex_row["summary_line"].startswith("switched to chunks-")
+
+
+def test_a_model_with_a_shorter_window_is_named_in_a_warning(
+    tmp_path: Path, docs: Path, tiny_model: TinyModelFactory
+) -> None:
+    (docs / "long.txt").write_text(" ".join(["word"] * 150), encoding="utf-8")
+    app = App(Settings(data_dir=tmp_path / "data", model=str(tiny_model())))
+    short = tiny_model(max_seq_length=8)
+    try:
+        ingest(app, docs)
+        summary = Reindexer(app, str(short)).run()
+        assert summary.switched
+        assert any("reads 6" in w for w in summary.warnings)
+        wide = Reindexer(app, str(tiny_model(pooling=("cls",)))).run()
+        assert wide.warnings == []
+    finally:
+        app.close()
