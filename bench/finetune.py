@@ -70,12 +70,19 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--skip-base", action="store_true")
+    parser.add_argument("--hard-negatives", action="store_true")
     parser.add_argument("--keep", type=Path, help="keep the tuned model here")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     from search.evaluation import load_beir
-    from search.finetune import TrainConfig, beir_examples, finetune, save_folder
+    from search.finetune import (
+        TrainConfig,
+        beir_examples,
+        finetune,
+        save_folder,
+        with_hard_negatives,
+    )
 
     train = load_beir(SCIFACT, "train")
     if args.holdout:
@@ -102,6 +109,10 @@ def main() -> int:
             evaluations["unrelated-stdlib"] = (other.corpus, other.queries, other.qrels)
         train_examples = beir_examples(SCIFACT)
 
+    if args.hard_negatives:
+        started = time.perf_counter()
+        train_examples = with_hard_negatives(SCIFACT, train_examples, args.base)
+        print(f"mined hard negatives in {time.perf_counter() - started:.0f} s")
     config = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,

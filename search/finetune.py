@@ -151,6 +151,48 @@ def beir_examples(folder: Path) -> list[Example]:
     return examples
 
 
+def with_hard_negatives(
+    folder: Path,
+    examples: Sequence[Example],
+    model: str | Path,
+    skip: int = 3,
+    depth: int = 30,
+) -> list[Example]:
+    """Each BEIR pair with a hard negative: a document ``model`` ranks high
+    for the query that is not judged relevant to it.
+
+    The ``skip`` best-ranked documents are passed over: in sparsely judged
+    collections some of them are relevant but unjudged, and taught as
+    negatives they would pull the model the wrong way. A query with no
+    candidate left within ``depth`` keeps its pair as it was.
+    """
+    import numpy as np
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    from search.encoder import Encoder
+
+    data = load_beir(folder, split="train")
+    doc_ids = sorted(data.corpus)
+    encoder = Encoder(model)
+    documents = encoder.encode([data.corpus[i] for i in doc_ids])
+    by_text = {text: qid for qid, text in data.queries.items()}
+    queries = sorted({e.first for e in examples if e.first in by_text})
+    vectors = encoder.encode(queries) if queries else np.zeros((0, 1))
+    negatives: dict[str, str] = {}
+    with threadpool_limits(1):  # numpy beside torch on few cores (see README)
+        scores = vectors @ documents.T
+    for row, query in enumerate(queries):
+        relevant = set(data.qrels.get(by_text[query], {}))
+        ranked = np.argsort(-scores[row])[:depth]
+        candidates = [doc_ids[j] for j in ranked if doc_ids[j] not in relevant]
+        if len(candidates) > skip:
+            negatives[query] = data.corpus[candidates[skip]]
+    return [
+        Example(e.first, e.second, negative=negatives.get(e.first), score=e.score)
+        for e in examples
+    ]
+
+
 def _jsonl_examples(path: Path) -> Iterator[Example]:
     with path.open(encoding="utf-8") as lines:
         for number, line in _numbered(path, lines):

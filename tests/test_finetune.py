@@ -783,3 +783,33 @@ def test_anchor_positive_with_a_score_keeps_the_score(tmp_path: Path) -> None:
     source.write_text('{"anchor": "a", "positive": "b", "score": 0.5}\n')
     (example,) = load_examples(source, "cosine")
     assert example.score == 0.5
+
+
+def test_hard_negatives_are_ranked_documents_never_judged_relevant(
+    tmp_path: Path, tiny_model: TinyModelFactory
+) -> None:
+    from search.evaluation import load_beir
+    from search.finetune import with_hard_negatives
+
+    folder = write_beir(tmp_path / "beir")
+    examples = load_examples(folder)
+    data = load_beir(folder, split="train")
+    mined = with_hard_negatives(folder, examples, tiny_model(), skip=0)
+
+    assert [(e.first, e.second) for e in mined] == [
+        (e.first, e.second) for e in examples
+    ]
+    query_ids = {text: qid for qid, text in data.queries.items()}
+    for example in mined:
+        assert example.negative is not None
+        judged = data.qrels[query_ids[example.first]]
+        relevant = {
+            data.corpus[d] for d, r in judged.items() if r > 0 and d in data.corpus
+        }
+        assert example.negative not in relevant
+        assert example.negative in data.corpus.values()
+    # Passing over more documents than there are leaves the pairs as they were.
+    assert all(
+        e.negative is None
+        for e in with_hard_negatives(folder, examples, tiny_model(), skip=10)
+    )

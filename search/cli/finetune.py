@@ -44,6 +44,12 @@ def register(subparsers: Any) -> None:
         default="auto",
         help="auto (fp32 on the CPU, bf16 autocast on a GPU), fp32 or bf16",
     )
+    parser.add_argument(
+        "--hard-negatives",
+        action="store_true",
+        help="(BEIR folders, mnrl) give each pair a negative: a document the base "
+        "model ranks high for the query that is not judged relevant",
+    )
     parser.add_argument("--device", help="cpu, cuda (default: the best present)")
     parser.add_argument(
         "--out", type=Path, help="output folder (default: models/<base>-<source>)"
@@ -71,6 +77,15 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     examples = load_examples(args.train, config.loss)
+    if args.hard_negatives:
+        from search.errors import InvalidInputError
+        from search.finetune import with_hard_negatives
+
+        if not args.train.is_dir() or config.loss != "mnrl":
+            raise InvalidInputError(
+                "--hard-negatives needs a BEIR folder and the mnrl loss"
+            )
+        examples = with_hard_negatives(args.train, examples, args.base)
     name = f"{slug(Path(args.base).name)}-{slug(args.train.stem) or 'tuned'}"
     out = args.out or Path("models") / name
     result = finetune(
