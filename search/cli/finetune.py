@@ -29,9 +29,9 @@ def register(subparsers: Any) -> None:
         help="mnrl: ranking with in-batch negatives, for pairs (default); "
         "cosine: cosine similarity towards the score, for scored pairs",
     )
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-5, help="peak learning rate")
+    parser.add_argument("--lr", type=float, default=3e-5, help="peak learning rate")
     parser.add_argument(
         "--warmup", type=float, default=0.1, help="fraction of steps of warmup"
     )
