@@ -221,13 +221,7 @@ class BatchWriter:
         collection, nothing written to this one may become active.
         """
         with Session(self.app.engine) as session:
-            lease = self.lease
-            if lease is not None and not repo.hold_lease(
-                session, lease.job_id, lease.worker, lease.lease_s
-            ):
-                session.rollback()
-                lease.lost.set()
-                check_lease(lease)
+            hold_lease(session, self.lease)
             active = read_active(session, lock=True)
             if active is not None and active.collection != self.index.collection:
                 session.rollback()
@@ -260,6 +254,18 @@ class BatchWriter:
         delete_inactive_versions(
             self.app, [d.document_id for d in documents], self.job_id
         )
+
+
+def hold_lease(session: Session, lease: Lease | None) -> None:
+    """Fence the open transaction's writes by the run's lease (if it has one):
+    extend it with the job's row locked, or raise LeaseLostError once the
+    job is no longer the run's (repository.hold_lease)."""
+    if lease is not None and not repo.hold_lease(
+        session, lease.job_id, lease.worker, lease.lease_s
+    ):
+        session.rollback()
+        lease.lost.set()
+        check_lease(lease)
 
 
 def check_lease(lease: Lease | None) -> None:

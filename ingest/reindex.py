@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ingest.batches import check_lease
+from ingest.batches import check_lease, hold_lease
 from search import bm25
 from search.active_index import (
     ACTIVE_ALIAS,
@@ -396,13 +396,7 @@ class Reindexer:
             if not again:
                 break
         with Session(self.app.engine) as session:
-            lease = self.lease
-            if lease is not None and not repo.hold_lease(
-                session, lease.job_id, lease.worker, lease.lease_s
-            ):
-                session.rollback()
-                lease.lost.set()
-                check_lease(lease)
+            hold_lease(session, self.lease)
             live = read_active(session, exclusive=True)
             if live is not None and live.collection != self.source.collection:
                 raise ReindexRefusedError(

@@ -303,18 +303,26 @@ def test_the_gate_lets_a_better_model_through(
 # -- the command -------------------------------------------------------------
 
 
-def test_the_reindex_command_switches_and_reports(
+@pytest.fixture
+def ingested(
     tmp_path: Path,
     docs: Path,
     tiny_model: TinyModelFactory,
-    other_model: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> None:
+) -> Path:
+    """A data dir the ingest command filled, the environment pointing at it."""
     monkeypatch.setenv("SEMSEARCH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SEMSEARCH_MODEL", str(tiny_model()))
     assert main(["ingest", str(docs)]) == 0
     capsys.readouterr()
+    return tmp_path / "data"
+
+
+@pytest.mark.usefixtures("ingested")
+def test_the_reindex_command_switches_and_reports(
+    tmp_path: Path, other_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
 
     assert main(["reindex", "--model", str(other_model), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -334,17 +342,10 @@ def test_the_reindex_command_switches_and_reports(
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("ingested")
 def test_the_jobs_listing_describes_a_reindex(
-    tmp_path: Path,
-    docs: Path,
-    tiny_model: TinyModelFactory,
-    other_model: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    other_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("SEMSEARCH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SEMSEARCH_MODEL", str(tiny_model()))
-    assert main(["ingest", str(docs)]) == 0
     assert main(["reindex", "--model", str(other_model)]) == 0
     capsys.readouterr()
     assert main(["jobs", "--json"]) == 0
