@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -143,10 +144,17 @@ class App:
         if recorded is None:
             loaded = self.__dict__.get("encoder")  # its identity is known
             if loaded is None:
-                return index_for(configured)
-            return ActiveIndex(
-                configured, loaded.identity, collection_name(loaded.identity)
-            )
+                index = index_for(configured)
+            else:
+                index = ActiveIndex(
+                    configured, loaded.identity, collection_name(loaded.identity)
+                )
+            legacy = collection_name(configured)
+            if legacy != index.collection and self._has_documents():
+                # Indexed before the catalog recorded its index (revision
+                # 0006): the collection was named after the model as given.
+                index = replace(index, collection=legacy)
+            return index
         explicit = "model" in self.settings.model_fields_set
         if (
             explicit
@@ -164,6 +172,15 @@ class App:
                 )
             self._warned_model = configured
         return recorded
+
+    def _has_documents(self) -> bool:
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from search.catalog.models import Document
+
+        with Session(self.engine) as session:
+            return session.scalar(select(Document.id).limit(1)) is not None
 
     def record_active(self) -> None:
         """Record the active index in the catalog if no index is recorded yet

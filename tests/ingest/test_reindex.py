@@ -18,7 +18,7 @@ from ingest.consistency import check
 from ingest.pipeline import IngestOptions, Ingestor
 from ingest.reindex import Reindexer
 from search.active_index import ACTIVE_ALIAS, index_for, load_active
-from search.app import App
+from search.app import App, collection_name
 from search.catalog.models import Job, JobStatus
 from search.cli.main import main
 from search.errors import ReindexRefusedError
@@ -370,3 +370,28 @@ def test_a_model_with_a_shorter_window_is_named_in_a_warning(
         assert wide.warnings == []
     finally:
         app.close()
+
+
+def test_an_index_from_before_the_setting_keeps_its_collection(
+    tmp_path: Path, tiny_model: TinyModelFactory
+) -> None:
+    from search.catalog.models import Document, DocumentStatus
+
+    folder = tiny_model()
+    app = App(Settings(data_dir=tmp_path / "data", model=str(folder)))
+    try:
+        # A catalog filled before revision 0006: documents, no index recorded.
+        with Session(app.engine) as session:
+            session.add(
+                Document(id="d1", source_path="/x", status=DocumentStatus.INDEXED)
+            )
+            session.commit()
+        assert app.collection == collection_name(str(folder))
+        assert app.collection != index_for(folder).collection
+    finally:
+        app.close()
+    fresh = App(Settings(data_dir=tmp_path / "other", model=str(folder)))
+    try:
+        assert fresh.collection == index_for(folder).collection
+    finally:
+        fresh.close()
