@@ -173,11 +173,7 @@ class BatchWriter:
             self._add_rows(batch.chunks)
             crash_point("rows-written")
             if not self._collection_ready:
-                self.app.store.create_collection(
-                    self.index.collection, self.app.collection_spec(self._encoder())
-                )
-                if self.index == self.app.active:
-                    self.app.record_active()
+                self.app.ensure_collection(self.index, self._encoder())
                 self._collection_ready = True
             self.app.store.upsert(self.index.collection, batch.points)
             crash_point("points-written")

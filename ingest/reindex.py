@@ -168,11 +168,7 @@ class Reindexer:
         if gate is not None:
             summary.gate = self.check_gate(gate, split)
         self._check_window()
-        store = self.app.store
-        store.create_collection(
-            self.target.collection, self.app.collection_spec(self.encoder)
-        )
-        self.app.record_active()
+        self.app.ensure_collection(self.target, self.encoder)
         copied = self._present()
         for documents in self._active_pages():
             if self.stop.is_set():

@@ -252,9 +252,14 @@ class App:
             self._lock.release()
             raise
 
-    def ensure_collection(self) -> None:
-        """Create the active collection if absent, and record it as active."""
-        self.store.create_collection(self.collection, self.collection_spec())
+    def ensure_collection(
+        self, index: ActiveIndex | None = None, encoder: Encoder | None = None
+    ) -> None:
+        """Create ``index``'s collection (default: the active one's) for
+        ``encoder``'s vectors if absent; record the active index if the
+        catalog has none yet."""
+        name = index.collection if index is not None else self.collection
+        self.store.create_collection(name, self.collection_spec(encoder))
         self.record_active()
 
     def collection_spec(self, encoder: Encoder | None = None) -> CollectionSpec:
